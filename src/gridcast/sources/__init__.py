@@ -1,0 +1,1 @@
+"""Upstream data sources: API clients, secrets and the local replay server."""
