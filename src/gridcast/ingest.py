@@ -1,0 +1,170 @@
+"""Ingest: fetch raw API responses at each run time and append them to the bronze tables.
+
+Bronze keeps what the API said, as it said it: the raw body, the HTTP status, the request
+parameters (never credentials), when it was fetched and by which run. A malformed body or an
+error status is stored like any other response: parsing and judging it is silver's job.
+Responses are buffered and appended in a few Delta commits, not one per request.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from pyspark.sql import SparkSession
+
+from gridcast.config import ZoneConfig
+from gridcast.sources import SourceSession
+from gridcast.sources.http import ApiResponse, RetriesExhaustedError
+from gridcast.storage import TableStore
+from gridcast.tables import BRONZE_CARBON, BRONZE_POWER, BRONZE_TABLES, BRONZE_WEATHER, Table
+
+Progress = Callable[[str], None]
+
+
+class IngestIncompleteError(RuntimeError):
+    """Some requests failed after every retry; what did arrive was still written."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One thing to fetch at a run time, and which bronze table its answer goes to."""
+
+    table: Table
+    location: str | None = None
+
+
+@dataclass
+class IngestSummary:
+    runs: int = 0
+    rows: dict[str, int] = field(default_factory=lambda: {t.qualified_name: 0 for t in BRONZE_TABLES})
+    failures: list[str] = field(default_factory=list)
+    commits: int = 0
+    versions: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class BronzeBuffer:
+    """Rows waiting to be appended, per bronze table."""
+
+    def __init__(self) -> None:
+        self.rows: dict[Table, list[tuple]] = {t: [] for t in BRONZE_TABLES}
+
+    def add(self, table: Table, row: tuple) -> None:
+        self.rows[table].append(row)
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.rows.values())
+
+    def flush(self, spark: SparkSession, store: TableStore) -> dict[Table, int]:
+        """Append every non-empty buffer (one commit per table); returns the versions written."""
+        written = {}
+        for table, rows in self.rows.items():
+            if not rows:
+                continue
+            store.append(spark.createDataFrame(rows, schema=table.schema), table)
+            written[table] = store.version(spark, table)
+            rows.clear()
+        return written
+
+
+def plan_requests(zone: ZoneConfig) -> list[Request]:
+    """What one run fetches: both Electricity Maps histories and each location's weather."""
+    return [Request(BRONZE_CARBON), Request(BRONZE_POWER)] + [
+        Request(BRONZE_WEATHER, location.name) for location in zone.locations
+    ]
+
+
+def _fetch(source: SourceSession, zone: ZoneConfig, request: Request) -> tuple[ApiResponse, str | None]:
+    """Fetch one request; a retryable failure that persisted comes back as a response with an error."""
+    try:
+        if request.table is BRONZE_CARBON:
+            response = source.electricitymaps.history("carbon-intensity", zone.id)
+        elif request.table is BRONZE_POWER:
+            response = source.electricitymaps.history("power-breakdown", zone.id)
+        else:
+            location = next(loc for loc in zone.locations if loc.name == request.location)
+            response = source.visualcrossing.timeline(location)
+    except RetriesExhaustedError as error:
+        return error.response, str(error)
+    return response, None
+
+
+def bronze_row(zone: str, request: Request, response: ApiResponse, *, source: str,
+               ingested_at: datetime, run_id: str, failure: str | None) -> tuple:
+    """The bronze row for a response, in the column order of the table's schema."""
+    common = (
+        response.endpoint, response.params_json, response.status, response.body,
+        failure or response.error, response.attempts, source, ingested_at, run_id,
+        response.payload_hash,
+    )
+    if request.table is BRONZE_WEATHER:
+        return (zone, request.location, *common)
+    return (zone, *common)
+
+
+def ingest(
+    spark: SparkSession,
+    store: TableStore,
+    source: SourceSession,
+    zone: ZoneConfig,
+    *,
+    run_id: str,
+    flush_every_runs: int = 500,
+    concurrency: int = 4,
+    progress: Progress = print,
+    on_commit: Callable[[Table, int], None] | None = None,
+) -> IngestSummary:
+    """Fetch every planned request at every run time and append the answers to bronze.
+
+    AuthError stops at once (after writing what was already fetched). Requests that fail after
+    every retry are written with their error and reported by `IngestIncompleteError` at the end.
+    """
+    started = time.monotonic()
+    for table in BRONZE_TABLES:
+        if not store.exists(spark, table):
+            store.ensure(spark, table)
+            if on_commit:
+                on_commit(table, store.version(spark, table))
+    requests_ = plan_requests(zone)
+    buffer, summary = BronzeBuffer(), IngestSummary()
+    total = len(source.run_times)
+    report_every = max(1, total // 10)
+
+    def flush() -> None:
+        for table, version in buffer.flush(spark, store).items():
+            summary.commits += 1
+            summary.versions[table.qualified_name] = version
+            if on_commit:
+                on_commit(table, version)
+
+    try:
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ingest") as pool:
+            for index, run_time in enumerate(source.run_times, start=1):
+                source.set_clock(run_time)
+                results = list(pool.map(lambda r: _fetch(source, zone, r), requests_))
+                for request, (response, failure) in zip(requests_, results):
+                    buffer.add(request.table, bronze_row(
+                        zone.id, request, response, source=source.kind, ingested_at=run_time,
+                        run_id=run_id, failure=failure,
+                    ))
+                    summary.rows[request.table.qualified_name] += 1
+                    if failure:
+                        summary.failures.append(f"{run_time:%Y-%m-%dT%H:%MZ} {failure}")
+                summary.runs = index
+                if index % flush_every_runs == 0:
+                    flush()
+                if index % report_every == 0 or index == total:
+                    progress(
+                        f"ingest {zone.id}: run {index}/{total} at {run_time:%Y-%m-%dT%H:%MZ}, "
+                        f"{sum(summary.rows.values())} responses, {len(summary.failures)} failed, "
+                        f"{time.monotonic() - started:.1f} s"
+                    )
+    finally:
+        # Whatever arrived is kept, even when an AuthError stops the run.
+        flush()
+        summary.seconds = time.monotonic() - started
+    return summary

@@ -1,0 +1,142 @@
+"""HTTP with a timeout on every call and bounded retries with exponential backoff.
+
+Retryable: 429, 5xx, timeouts and connection errors. 401/403 raise `AuthError` at once. Every
+message, stored body and exception passes through `scrub`, and exceptions never chain the
+underlying `requests` error (its text may contain a URL with a key in it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import requests
+
+from gridcast.sources.secrets import Secret, SecretSpec, scrub
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = "gridcast/0.1 (+https://github.com/gridcast)"
+
+
+class SourceError(RuntimeError):
+    """A request to an upstream API failed for good."""
+
+
+class AuthError(SourceError):
+    """The API rejected the credentials (401/403): fatal, names the secret to check."""
+
+
+class RetriesExhaustedError(SourceError):
+    """A retryable failure persisted through every attempt."""
+
+    def __init__(self, message: str, response: "ApiResponse"):
+        super().__init__(message)
+        self.response = response
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    timeout_s: float = 10.0
+    max_retries: int = 3
+    backoff_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Exponential backoff with full jitter; attempt counts from 1."""
+        return rng.uniform(0, min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1)))
+
+
+@dataclass
+class ApiResponse:
+    """What one logical request produced, safe to store: no credentials anywhere."""
+
+    endpoint: str
+    params: dict[str, str]
+    status: int | None
+    body: str | None
+    attempts: int
+    error: str | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300 and self.error is None
+
+    @property
+    def params_json(self) -> str:
+        return json.dumps(self.params, sort_keys=True)
+
+    @property
+    def payload_hash(self) -> str | None:
+        return None if self.body is None else hashlib.sha256(self.body.encode()).hexdigest()
+
+
+@dataclass
+class HttpClient:
+    """A `requests.Session` plus the retry loop, shared by the API clients."""
+
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep
+    seed: int | None = None
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def __post_init__(self) -> None:
+        self.session.headers["User-Agent"] = USER_AGENT
+        self._rng = random.Random(self.seed)
+
+    def get(
+        self,
+        url: str,
+        *,
+        endpoint: str,
+        params: Mapping[str, str],
+        secret: Secret | None,
+        secret_spec: SecretSpec,
+        headers: Mapping[str, str] | None = None,
+        secret_params: Mapping[str, str] | None = None,
+    ) -> ApiResponse:
+        """GET with retries. `params` are safe to record; `secret_params` are sent, never kept.
+
+        Returns the final response (2xx, or a non-retryable 4xx such as 400/404).
+
+        Raises:
+            AuthError: 401 or 403.
+            RetriesExhaustedError: 429/5xx/timeouts on every attempt.
+        """
+        query = {**params, **(secret_params or {})}
+        safe_params = dict(params)
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            status, body, error = None, None, None
+            try:
+                reply = self.session.get(url, params=query, headers=headers, timeout=self.policy.timeout_s)
+                status, body = reply.status_code, scrub(reply.text, [secret])
+            except requests.Timeout:
+                error = f"timed out after {self.policy.timeout_s:g} s"
+            except requests.RequestException as exc:
+                error = f"{type(exc).__name__}: {scrub(str(exc), [secret])}"
+            response = ApiResponse(
+                endpoint=endpoint, params=safe_params, status=status, body=body, attempts=attempt,
+                error=error, elapsed_s=time.monotonic() - started,
+            )
+            if status in (401, 403):
+                raise AuthError(
+                    f"{secret_spec.provider} rejected the credentials for {endpoint} (HTTP {status}). "
+                    f"Check the {secret_spec.where()}."
+                )
+            retryable = error is not None or status in RETRYABLE_STATUSES
+            if not retryable:
+                return response
+            if attempt > self.policy.max_retries:
+                reason = error or f"HTTP {status}"
+                raise RetriesExhaustedError(
+                    f"{secret_spec.provider} {endpoint} failed after {attempt} attempts: {reason}",
+                    response,
+                )
+            self.sleep(self.policy.delay(attempt, self._rng))

@@ -1,0 +1,46 @@
+"""Shared fixtures: one SparkSession for the whole test session, and per-test lake + MLflow store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from gridcast.config import SparkConfig
+    from gridcast.spark import get_spark
+
+    session = get_spark(SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="1g"), "gridcast-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def isolated(tmp_path: Path) -> list[str]:
+    """Overrides that send the lake and the MLflow store to a temporary directory."""
+    return [
+        f"storage.root={tmp_path / 'lake'}",
+        f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_mlflow_run():
+    """A failing test must not leave an active MLflow run that nests the next test's runs."""
+    yield
+    import mlflow
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run("FAILED")
+
+
+def shared_data(relative: str) -> Path:
+    """A file of ../shared/data, or skip: that folder exists beside the project in CI only."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"{path} is not available (../shared/data exists only beside the project)")
+    return path
