@@ -74,3 +74,27 @@ BRONZE_WEATHER = Table(
 )
 
 BRONZE_TABLES = (BRONZE_POWER, BRONZE_CARBON, BRONZE_WEATHER)
+
+# --- silver (schemas declared by gridcast.medallion.silver) ----------------------------------
+SILVER_ENERGY = Table(
+    "silver", "energy_data", key=("zone", "datetime"),
+    description="Power breakdown joined with carbon intensity per zone and hour; newest revision wins.",
+)
+SILVER_WEATHER = Table(
+    "silver", "weather_forecast_data", key=("location", "issued_hour", "datetime"),
+    description="Hourly weather per location and forecast vintage, UTC; observations marked.",
+)
+SILVER_QUARANTINE = Table(
+    "silver", "quarantine",
+    description="Payloads and rows that failed parsing or quality checks, with the reason and a pointer to bronze.",
+)
+
+# --- gold (schemas declared by gridcast.medallion.gold) ----------------------------------------
+GOLD_HISTORIC = Table(
+    "gold", "historic_data", key=("zone", "datetime"),
+    description="Energy + observed weather per location, calendar, lag and rolling features.",
+)
+GOLD_WEATHER_FORECASTS = Table(
+    "gold", "weather_forecasts", key=("zone", "ingested_hour_utc", "datetime"),
+    description="Weather forecasts pivoted per location, future hours only, with forecast_offset.",
+)
