@@ -24,7 +24,7 @@ def run(cfg: GridcastConfig) -> None:
     with step_run(cfg, "ingest", store) as lineage, open_source(cfg) as source:
         lineage.record_http_source("electricitymaps", source.electricitymaps.base_url)
         lineage.record_http_source("visualcrossing", source.visualcrossing.base_url)
-        print(f"ingest {cfg.zone.id}: {len(source.run_times)} run(s) from {cfg.source.kind}, MLflow run {lineage.run_id}")
+        print(f"ingest {cfg.zone.id}: {len(source.run_times)} run(s) from {cfg.source.kind}, MLflow run {lineage.run_id}", flush=True)
         summary = ingest(
             spark, store, source, cfg.zone, run_id=lineage.run_id,
             flush_every_runs=cfg.ingest.flush_every_runs, concurrency=cfg.ingest.concurrency,

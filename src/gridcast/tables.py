@@ -17,7 +17,8 @@ from pyspark.sql.types import (
 )
 
 
-@dataclass(frozen=True)
+# eq=False: tables are singletons, hashed by identity (their schema and properties are not hashable).
+@dataclass(frozen=True, eq=False)
 class Table:
     layer: str
     name: str

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
+import re
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -20,6 +23,26 @@ from gridcast.sources.secrets import Secret, SecretSpec, scrub
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "gridcast/0.1 (+https://github.com/gridcast)"
+
+
+_QUERY_SECRET = re.compile(r"(?i)\b(key|token|auth-token|apikey)=[^&\s\"']+")
+
+
+class _RedactQuerySecrets(logging.Filter):
+    """urllib3 logs each request line at DEBUG, query string (and so the Visual Crossing key)
+    included; this filter masks credential parameters in those records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _QUERY_SECRET.sub(r"\1=***", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_URLLIB3_LOGGER = logging.getLogger("urllib3.connectionpool")
+if not any(isinstance(f, _RedactQuerySecrets) for f in _URLLIB3_LOGGER.filters):
+    _URLLIB3_LOGGER.addFilter(_RedactQuerySecrets())
 
 
 class SourceError(RuntimeError):
@@ -82,11 +105,19 @@ class HttpClient:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep
     seed: int | None = None
-    session: requests.Session = field(default_factory=requests.Session)
 
     def __post_init__(self) -> None:
-        self.session.headers["User-Agent"] = USER_AGENT
         self._rng = random.Random(self.seed)
+        self._local = threading.local()
+
+    @property
+    def session(self) -> requests.Session:
+        """One session per thread: ingest fetches a run's requests concurrently."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+        return session
 
     def get(
         self,

@@ -1,0 +1,186 @@
+"""The ingest step end to end: real replay server, real Spark + Delta, real SQLite MLflow store.
+
+Bronze tables are read back with `deltalake` (delta-rs), a second Delta implementation, which
+also keeps Spark actions out of the assertions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+
+import deltalake
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+from gridcast.sources.replay import ReplayServer
+from replay_fixtures import build_tiny_recording
+from steps import ingest as ingest_step
+
+START = datetime(2025, 3, 10, tzinfo=timezone.utc)
+END = START + timedelta(days=7)
+RUNS = 7 * 24 // 3
+LOCATIONS = 3
+
+
+def bronze(lake, name: str) -> pd.DataFrame:
+    return deltalake.DeltaTable(str(lake / "bronze" / name)).to_pandas()
+
+
+def version(lake, name: str) -> int:
+    return deltalake.DeltaTable(str(lake / "bronze" / name)).version()
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    return build_tiny_recording(tmp_path_factory.mktemp("recording"), start=START - timedelta(days=1), hours=24 * 9)
+
+
+@pytest.fixture(scope="module")
+def seven_days(spark, recording, tmp_path_factory):
+    """One 7-day, 3-hourly replay schedule through the step's own entry point."""
+    root = tmp_path_factory.mktemp("seven_days")
+    overrides = [
+        f"storage.root={root / 'lake'}", f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
+        f"source.recording={recording.path}", f"ingest.start={START:%Y-%m-%dT%H:%M:%SZ}",
+        f"ingest.end={END:%Y-%m-%dT%H:%M:%SZ}", "ingest.every_hours=3",
+    ]
+    exit_code = ingest_step.main(overrides)
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    run = mlflow.search_runs(experiment_names=["gridcast"], output_format="list")[0]
+    return root / "lake", exit_code, run
+
+
+def test_seven_day_schedule_writes_one_raw_response_per_request(seven_days):
+    lake, exit_code, _ = seven_days
+    assert exit_code == 0
+    assert len(bronze(lake, "carbon_data")) == RUNS
+    assert len(bronze(lake, "power_data")) == RUNS
+    weather = bronze(lake, "weather_forecast_data")
+    assert len(weather) == RUNS * LOCATIONS
+    assert weather.groupby("location").size().to_dict() == {"Athens": RUNS, "Patras": RUNS, "Thessaloniki": RUNS}
+
+
+def test_schedule_writes_in_a_few_delta_commits(seven_days):
+    lake, _, _ = seven_days
+    # Version 0 creates the table with its schema and properties, version 1 is the one append.
+    assert {name: version(lake, name) for name in ("carbon_data", "power_data", "weather_forecast_data")} == {
+        "carbon_data": 1, "power_data": 1, "weather_forecast_data": 1,
+    }
+    assert deltalake.DeltaTable(str(lake / "bronze" / "power_data")).metadata().configuration["delta.appendOnly"] == "true"
+
+
+def test_bronze_rows_carry_their_provenance(seven_days):
+    lake, _, run = seven_days
+    schedule = {START + timedelta(hours=3 * i) for i in range(RUNS)}
+    for name, endpoint in (("carbon_data", "carbon-intensity/history"), ("power_data", "power-breakdown/history"),
+                           ("weather_forecast_data", "timeline")):
+        rows = bronze(lake, name)
+        assert (rows["zone"] == "GR").all()
+        assert (rows["endpoint"] == endpoint).all()
+        assert (rows["http_status"] == 200).all() and rows["error"].isna().all()
+        assert (rows["attempts"] == 1).all() and (rows["source"] == "replay").all()
+        assert (rows["ingest_run_id"] == run.info.run_id).all()
+        assert set(rows["ingested_at"].dt.tz_convert("UTC")) == {pd.Timestamp(t) for t in schedule}
+        assert (rows["payload_hash"] == rows["response_body"].map(lambda b: hashlib.sha256(b.encode()).hexdigest())).all()
+        params = rows["request_params"].map(json.loads)
+        assert not any("key" in p or "auth-token" in p for p in params)
+    carbon = json.loads(bronze(lake, "carbon_data")["response_body"].iloc[0])
+    assert carbon["zone"] == "GR" and carbon["history"][0]["datetime"].endswith(".000Z")
+
+
+def test_ingest_run_records_config_tags_and_table_versions(seven_days):
+    lake, _, run = seven_days
+    tags, params = run.data.tags, run.data.params
+    assert (tags["zone"], tags["horizon"], tags["step"]) == ("GR", "24", "ingest")
+    assert len(tags["gridcast.git_commit"]) == 40
+    assert params["cfg.zone.id"] == "GR" and params["cfg.horizon"] == "24"
+    assert params["cfg.ingest.every_hours"] == "3"
+    for name in ("carbon_data", "power_data", "weather_forecast_data"):
+        assert tags[f"lineage.output.bronze.{name}"] == f"{lake / 'bronze' / name}@v1"
+    client = mlflow.MlflowClient()
+    with open(client.download_artifacts(run.info.run_id, "config/resolved.yaml")) as handle:
+        resolved = yaml.safe_load(handle)
+    assert resolved["zone"]["id"] == "GR" and resolved["horizon"] == 24
+    lineage = json.loads(open(client.download_artifacts(run.info.run_id, "lineage/lineage.json")).read())
+    assert {(w["table"], w["version"]) for w in lineage["writes"]} == {
+        ("bronze.carbon_data", 1), ("bronze.power_data", 1), ("bronze.weather_forecast_data", 1),
+    }
+    sources = {d.dataset.name: json.loads(d.dataset.source) for d in run.inputs.dataset_inputs}
+    assert set(sources) == {"electricitymaps", "visualcrossing"}
+    assert sources["electricitymaps"]["url"].startswith("http://127.0.0.1:")
+
+
+# --- failure paths: one live-mode run against a replay server the test controls ---------------
+
+EM_TOKEN = "EMTOKEN-d41d8cd98f00b204e9800998ecf8427e"
+VC_KEY = "VCKEY-9e107d9d372bb6826bd81d3542a419d6"
+
+
+@pytest.fixture(scope="module")
+def mlflow_db(tmp_path_factory):
+    # One store for the failure-path runs: creating a SQLite store costs seconds of migrations.
+    return tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+
+
+@pytest.fixture
+def live(recording, monkeypatch, tmp_path, mlflow_db):
+    """A replay server with tokens, and overrides that point `source=live` at it."""
+    monkeypatch.setenv("ELECTRICITYMAPS_TOKEN", EM_TOKEN)
+    monkeypatch.setenv("VISUALCROSSING_TOKEN", VC_KEY)
+    with ReplayServer(recording.path, now=START + timedelta(days=2, minutes=20),
+                      tokens={"electricitymaps": EM_TOKEN, "visualcrossing": VC_KEY}) as server:
+        overrides = [
+            f"storage.root={tmp_path / 'lake'}", f"mlflow.tracking_uri=sqlite:///{mlflow_db}",
+            "source=live", f"source.electricitymaps_url={server.electricitymaps_url}",
+            f"source.visualcrossing_url={server.visualcrossing_url}", "source.backoff_s=0",
+            "source.max_retries=3",
+        ]
+        yield server, overrides, tmp_path / "lake"
+
+
+def test_malformed_bodies_are_kept_in_bronze_and_the_run_goes_on(spark, live):
+    server, overrides, lake = live
+    server.fail_next("power-breakdown/history", "malformed")
+    server.fail_next("timeline", "truncated")
+    assert ingest_step.main(overrides) == 0
+    power = bronze(lake, "power_data")
+    assert len(power) == 1 and power["http_status"].iloc[0] == 200
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(power["response_body"].iloc[0])
+    weather = bronze(lake, "weather_forecast_data")
+    assert len(weather) == LOCATIONS and (weather["http_status"] == 200).all()
+    assert len(bronze(lake, "carbon_data")) == 1
+
+
+def test_retries_exhausted_fail_the_step_clearly_and_keep_the_rest(spark, live, capsys):
+    server, overrides, lake = live
+    server.fail_next("carbon-intensity/history", "status", count=10, status=503)
+    assert ingest_step.main(overrides) == 1
+    err = capsys.readouterr().err
+    assert "error: ingest failed: 1 request(s) failed after retries" in err
+    assert "Electricity Maps carbon-intensity/history failed after 4 attempts: HTTP 503" in err
+    carbon = bronze(lake, "carbon_data")
+    assert carbon["http_status"].tolist() == [503] and carbon["attempts"].tolist() == [4]
+    assert "failed after 4 attempts" in carbon["error"].iloc[0]
+    assert len(bronze(lake, "power_data")) == 1
+    assert len(bronze(lake, "weather_forecast_data")) == LOCATIONS
+
+
+def test_rejected_token_stops_the_step_naming_the_secret(spark, live, monkeypatch, capsys):
+    _, overrides, _ = live
+    monkeypatch.setenv("ELECTRICITYMAPS_TOKEN", "EMTOKEN-wrong-0000000000000000")
+    assert ingest_step.main(overrides) == 1
+    err = capsys.readouterr().err
+    assert "Electricity Maps rejected the credentials" in err and "ELECTRICITYMAPS_TOKEN" in err
+    assert "EMTOKEN-wrong" not in err and "Traceback" not in err
+
+
+def test_missing_token_is_a_clear_error(spark, live, monkeypatch, capsys):
+    _, overrides, _ = live
+    monkeypatch.delenv("VISUALCROSSING_TOKEN")
+    assert ingest_step.main(overrides) == 1
+    assert "No Visual Crossing token: set the environment variable VISUALCROSSING_TOKEN" in capsys.readouterr().err
