@@ -32,11 +32,11 @@ def run(cfg: GridcastConfig) -> None:
         )
         mlflow.log_metrics({
             "runs": summary.runs, "requests_failed": len(summary.failures), "delta_commits": summary.commits,
-            "seconds": summary.seconds,
+            "seconds": summary.seconds, "write_seconds": summary.write_seconds,
             **{f"rows.{name}": count for name, count in summary.rows.items()},
         })
         print(f"ingest {cfg.zone.id}: {sum(summary.rows.values())} responses in {summary.commits} Delta commits, "
-              f"{summary.seconds:.1f} s; tables: " + ", ".join(f"{n}@v{v}" for n, v in summary.versions.items()))
+              f"{summary.seconds:.1f} s ({summary.write_seconds:.1f} s writing); tables: " + ", ".join(f"{n}@v{v}" for n, v in summary.versions.items()))
         if summary.failures:
             shown = "\n  ".join(summary.failures[:10])
             more = f"\n  ... and {len(summary.failures) - 10} more" if len(summary.failures) > 10 else ""

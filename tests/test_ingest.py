@@ -66,9 +66,9 @@ def test_seven_day_schedule_writes_one_raw_response_per_request(seven_days):
 
 def test_schedule_writes_in_a_few_delta_commits(seven_days):
     lake, _, _ = seven_days
-    # Version 0 creates the table with its schema and properties, version 1 is the one append.
+    # One append per table, which created it (version 0) with its declared properties.
     assert {name: version(lake, name) for name in ("carbon_data", "power_data", "weather_forecast_data")} == {
-        "carbon_data": 1, "power_data": 1, "weather_forecast_data": 1,
+        "carbon_data": 0, "power_data": 0, "weather_forecast_data": 0,
     }
     assert deltalake.DeltaTable(str(lake / "bronze" / "power_data")).metadata().configuration["delta.appendOnly"] == "true"
 
@@ -100,14 +100,14 @@ def test_ingest_run_records_config_tags_and_table_versions(seven_days):
     assert params["cfg.zone.id"] == "GR" and params["cfg.horizon"] == "24"
     assert params["cfg.ingest.every_hours"] == "3"
     for name in ("carbon_data", "power_data", "weather_forecast_data"):
-        assert tags[f"lineage.output.bronze.{name}"] == f"{lake / 'bronze' / name}@v1"
+        assert tags[f"lineage.output.bronze.{name}"] == f"{lake / 'bronze' / name}@v0"
     client = mlflow.MlflowClient()
     with open(client.download_artifacts(run.info.run_id, "config/resolved.yaml")) as handle:
         resolved = yaml.safe_load(handle)
     assert resolved["zone"]["id"] == "GR" and resolved["horizon"] == 24
     lineage = json.loads(open(client.download_artifacts(run.info.run_id, "lineage/lineage.json")).read())
     assert {(w["table"], w["version"]) for w in lineage["writes"]} == {
-        ("bronze.carbon_data", 1), ("bronze.power_data", 1), ("bronze.weather_forecast_data", 1),
+        ("bronze.carbon_data", 0), ("bronze.power_data", 0), ("bronze.weather_forecast_data", 0),
     }
     sources = {d.dataset.name: json.loads(d.dataset.source) for d in run.inputs.dataset_inputs}
     assert set(sources) == {"electricitymaps", "visualcrossing"}

@@ -40,7 +40,8 @@ class TableStore(ABC):
         ...
 
     @abstractmethod
-    def append(self, df: DataFrame, table: Table) -> None: ...
+    def append(self, df: DataFrame, table: Table) -> None:
+        """Append rows, creating the table (with its declared properties) on first write."""
 
     def version(self, spark: SparkSession, table: Table) -> int | None:
         """The table's current Delta version, or None if it does not exist."""
@@ -93,7 +94,8 @@ class LocalTableStore(TableStore):
         return DeltaTable.createIfNotExists(spark).location(self.identifier(table))
 
     def append(self, df: DataFrame, table: Table) -> None:
-        df.write.format("delta").mode("append").save(self.identifier(table))
+        # Table properties given as writer options are set when the append creates the table.
+        df.write.format("delta").mode("append").options(**table.properties).save(self.identifier(table))
 
 
 class UnityCatalogTableStore(TableStore):
@@ -122,7 +124,7 @@ class UnityCatalogTableStore(TableStore):
         return DeltaTable.createIfNotExists(spark).tableName(self.identifier(table))
 
     def append(self, df: DataFrame, table: Table) -> None:
-        df.write.format("delta").mode("append").saveAsTable(self.identifier(table))
+        df.write.format("delta").mode("append").options(**table.properties).saveAsTable(self.identifier(table))
 
 
 def table_store(config: StorageConfig) -> TableStore:
