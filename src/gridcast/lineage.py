@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,8 +31,14 @@ MAX_PARAM_LENGTH = 6000
 
 
 def configure_mlflow(cfg: GridcastConfig) -> str:
-    """Point MLflow at the configured store and experiment; returns the experiment id."""
+    """Point MLflow at the configured store and experiment; returns the experiment id.
+
+    Under `mlflow run` the CLI has already created the run (MLFLOW_RUN_ID) in the experiment it
+    was given (`--experiment-name`); the step then logs into that run and experiment.
+    """
     mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
+    if os.environ.get("MLFLOW_RUN_ID") and os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return os.environ["MLFLOW_EXPERIMENT_ID"]
     experiment = mlflow.get_experiment_by_name(cfg.mlflow.experiment)
     if experiment is not None:
         experiment_id = experiment.experiment_id
