@@ -37,6 +37,9 @@ def run(cfg: GridcastConfig) -> None:
         })
         print(f"ingest {cfg.zone.id}: {sum(summary.rows.values())} responses in {summary.commits} Delta commits, "
               f"{summary.seconds:.1f} s ({summary.write_seconds:.1f} s writing); tables: " + ", ".join(f"{n}@v{v}" for n, v in summary.versions.items()))
+        if summary.http_errors:
+            print(f"ingest {cfg.zone.id}: error answers kept in bronze: "
+                  + ", ".join(f"{label} x{count}" for label, count in sorted(summary.http_errors.items())))
         if summary.failures:
             shown = "\n  ".join(summary.failures[:10])
             more = f"\n  ... and {len(summary.failures) - 10} more" if len(summary.failures) > 10 else ""

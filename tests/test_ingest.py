@@ -114,6 +114,39 @@ def test_ingest_run_records_config_tags_and_table_versions(seven_days):
     assert sources["electricitymaps"]["url"].startswith("http://127.0.0.1:")
 
 
+def test_a_data_portal_csv_replays_any_zone(spark, tmp_path, isolated, capsys):
+    portal = tmp_path / "ES_2022_hourly.csv"
+    lines = ["Datetime (UTC),Country,Zone Name,Zone Id,Carbon Intensity gCO\u2082eq/kWh (direct),"
+             "Carbon Intensity gCO\u2082eq/kWh (LCA),Low Carbon Percentage,Renewable Percentage,"
+             "Data Source,Data Estimated,Data Estimation Method"]
+    lines += [f"2022-05-{1 + h // 24:02d} {h % 24:02d}:00:00,Spain,Spain,ES,{150 + h},{200 + h},60,45,ree.es,false,"
+              for h in range(72)]
+    portal.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    overrides = [*isolated, "zone=ES", f"source.portal_csv=[{portal}]", "ingest.start=2022-05-02T00:00:00Z",
+                 "ingest.end=2022-05-02T12:00:00Z", "ingest.every_hours=6"]
+    assert ingest_step.main(overrides) == 0
+    lake = tmp_path / "lake"
+    carbon = bronze(lake, "carbon_data")
+    assert (carbon["zone"] == "ES").all() and (carbon["http_status"] == 200).all() and len(carbon) == 2
+    history = json.loads(carbon.sort_values("ingested_at")["response_body"].iloc[-1])["history"]
+    # At 06:00 the portal hour 06:00 is not published yet (one hour publication delay).
+    assert history[-1] == {**history[-1], "zone": "ES", "datetime": "2022-05-02T05:00:00.000Z", "carbonIntensity": 229}
+    # The portal files hold no breakdown, and the recording has no Spanish weather: the
+    # answers are kept as they came, and the summary says so.
+    assert (bronze(lake, "power_data")["http_status"] == 404).all()
+    assert (bronze(lake, "weather_forecast_data")["http_status"] == 400).all()
+    out = capsys.readouterr().out
+    assert "error answers kept in bronze: power-breakdown/history HTTP 404 x2, timeline HTTP 400 x8" in out
+
+
+def test_an_unreadable_recording_is_a_clear_error(tmp_path, isolated, capsys):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "manifest.json").write_text("{not json")
+    assert ingest_step.main([*isolated, f"source.recording={tmp_path / 'broken'}"]) == 1
+    err = capsys.readouterr().err
+    assert "error: ingest failed: " in err and "manifest.json" in err and "Traceback" not in err
+
+
 # --- failure paths: one live-mode run against a replay server the test controls ---------------
 
 EM_TOKEN = "EMTOKEN-d41d8cd98f00b204e9800998ecf8427e"

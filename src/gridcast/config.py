@@ -84,6 +84,7 @@ class SourceConfig:
     backoff_s: float
     backoff_max_s: float
     faults: FaultSettings | None = None
+    portal_csv: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,10 @@ def _source(node: dict[str, Any]) -> SourceConfig:
     recording = _resolve_path(node["recording"]) if node.get("recording") else None
     if kind == "replay" and recording is None:
         raise ConfigError("source=replay needs source.recording (a recording directory)")
+    portal_csv = tuple(_resolve_path(str(p)) for p in (node.get("portal_csv") or ()))
+    for path in portal_csv:
+        if not path.is_file():
+            raise ConfigError(f"source.portal_csv: no such file {path}")
     if kind == "live" and not (node.get("electricitymaps_url") and node.get("visualcrossing_url")):
         raise ConfigError("source=live needs source.electricitymaps_url and source.visualcrossing_url")
     return SourceConfig(
@@ -253,7 +258,7 @@ def _source(node: dict[str, Any]) -> SourceConfig:
         timeout_s=float(node["timeout_s"]),
         max_retries=_int("source.max_retries", node["max_retries"], 0, 10),
         backoff_s=float(node["backoff_s"]), backoff_max_s=float(node["backoff_max_s"]),
-        faults=fault_settings,
+        faults=fault_settings, portal_csv=portal_csv,
     )
 
 

@@ -42,6 +42,8 @@ class IngestSummary:
     runs: int = 0
     rows: dict[str, int] = field(default_factory=lambda: {t.qualified_name: 0 for t in BRONZE_TABLES})
     failures: list[str] = field(default_factory=list)
+    # Answers the API gave with a non-2xx status, per "endpoint HTTP status" (kept in bronze).
+    http_errors: dict[str, int] = field(default_factory=dict)
     commits: int = 0
     versions: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -151,6 +153,9 @@ def ingest(
                         run_id=run_id, failure=failure,
                     ))
                     summary.rows[request.table.qualified_name] += 1
+                    if response.status is not None and not 200 <= response.status < 300:
+                        label = f"{response.endpoint} HTTP {response.status}"
+                        summary.http_errors[label] = summary.http_errors.get(label, 0) + 1
                     if failure:
                         summary.failures.append(f"{run_time:%Y-%m-%dT%H:%MZ} {failure}")
                 summary.runs = index

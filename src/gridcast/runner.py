@@ -1,6 +1,7 @@
 """What every step's `main` shares: overrides in, config validated, errors out as clean messages.
 
-User errors (bad config, missing or rejected credentials, missing JARs, incomplete ingest) print
+User errors (bad config or recording, missing or rejected credentials, missing JARs, incomplete
+ingest) print
 one clear line and exit non-zero without a stack trace; bugs still show theirs.
 """
 
@@ -13,6 +14,7 @@ from typing import Callable, Sequence
 from gridcast.config import ConfigError, GridcastConfig, load_config
 from gridcast.ingest import IngestIncompleteError
 from gridcast.jars import DeltaJarsError
+from gridcast.recording import RecordingError
 from gridcast.sources.http import SourceError
 from gridcast.sources.secrets import MissingSecretError
 
@@ -20,7 +22,7 @@ EXIT_CONFIG = 2
 EXIT_FAILED = 1
 
 USER_ERRORS: tuple[type[Exception], ...] = (
-    SourceError, MissingSecretError, DeltaJarsError, IngestIncompleteError,
+    SourceError, MissingSecretError, DeltaJarsError, IngestIncompleteError, RecordingError,
 )
 
 
