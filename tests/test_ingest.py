@@ -50,7 +50,7 @@ def seven_days(spark, recording, tmp_path_factory):
     ]
     exit_code = ingest_step.main(overrides)
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    run = mlflow.search_runs(experiment_names=["gridcast"], output_format="list")[0]
+    run = mlflow.search_runs(experiment_names=["gridcast"], output_format="list", order_by=["start_time ASC"])[0]
     return root / "lake", exit_code, run
 
 
@@ -90,6 +90,19 @@ def test_bronze_rows_carry_their_provenance(seven_days):
         assert not any("key" in p or "auth-token" in p for p in params)
     carbon = json.loads(bronze(lake, "carbon_data")["response_body"].iloc[0])
     assert carbon["zone"] == "GR" and carbon["history"][0]["datetime"].endswith(".000Z")
+
+
+def test_rerunning_a_schedule_fetches_and_commits_nothing(seven_days, capsys):
+    lake, _, run = seven_days
+    overrides = [f"storage.root={lake}", f"mlflow.tracking_uri={mlflow.get_tracking_uri()}",
+                 f"source.recording={run.data.params['cfg.source.recording']}",
+                 f"ingest.start={START:%Y-%m-%dT%H:%M:%SZ}", f"ingest.end={END:%Y-%m-%dT%H:%M:%SZ}",
+                 "ingest.every_hours=3"]
+    assert ingest_step.main(overrides) == 0
+    assert f"0 responses, 0 failed, {RUNS * (2 + LOCATIONS)} already in bronze" in capsys.readouterr().out
+    assert {name: version(lake, name) for name in ("carbon_data", "power_data", "weather_forecast_data")} == {
+        "carbon_data": 0, "power_data": 0, "weather_forecast_data": 0,
+    }
 
 
 def test_ingest_run_records_config_tags_and_table_versions(seven_days):

@@ -3,7 +3,9 @@
 Bronze keeps what the API said, as it said it: the raw body, the HTTP status, the request
 parameters (never credentials), when it was fetched and by which run. A malformed body or an
 error status is stored like any other response: parsing and judging it is silver's job.
-Responses are buffered and appended in a few Delta commits, not one per request.
+Responses are buffered and appended in a few Delta commits, not one per request. A run time
+whose answers bronze already holds is not fetched again, so replaying a schedule twice is
+idempotent.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime
 from typing import Callable
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from gridcast.config import ZoneConfig
 from gridcast.sources import SourceSession
@@ -42,6 +45,7 @@ class IngestSummary:
     runs: int = 0
     rows: dict[str, int] = field(default_factory=lambda: {t.qualified_name: 0 for t in BRONZE_TABLES})
     failures: list[str] = field(default_factory=list)
+    skipped: int = 0  # requests already in bronze with a 2xx answer for the same run time
     # Answers the API gave with a non-2xx status, per "endpoint HTTP status" (kept in bronze).
     http_errors: dict[str, int] = field(default_factory=dict)
     commits: int = 0
@@ -109,6 +113,37 @@ def bronze_row(zone: str, request: Request, response: ApiResponse, *, source: st
     return (zone, *common)
 
 
+def already_ingested(spark: SparkSession, store: TableStore, zone: str,
+                     run_times: list[datetime]) -> set[tuple[str, str | None, int]]:
+    """(table, location, epoch seconds of ingested_at) of the 2xx answers bronze already holds for
+    these run times: one Spark action over the bronze tables that exist.
+
+    A simulated schedule run twice then fetches nothing twice; in live mode the run time is
+    "now", which bronze never holds yet.
+    """
+    if not run_times:
+        return set()
+    first, last = min(run_times), max(run_times)
+    parts = []
+    for table in BRONZE_TABLES:
+        if not store.exists(spark, table):
+            continue
+        location = F.col("location") if table is BRONZE_WEATHER else F.lit(None).cast("string")
+        parts.append(
+            store.read(spark, table)
+            .where((F.col("zone") == zone) & F.col("ingested_at").between(first, last)
+                   & F.col("http_status").between(200, 299) & F.col("error").isNull())
+            .select(F.lit(table.qualified_name).alias("table"), location.alias("location"),
+                    F.col("ingested_at").cast("long").alias("epoch"))
+        )
+    if not parts:
+        return set()
+    done = parts[0]
+    for part in parts[1:]:
+        done = done.unionByName(part)
+    return {(row["table"], row["location"], row["epoch"]) for row in done.distinct().collect()}
+
+
 def ingest(
     spark: SparkSession,
     store: TableStore,
@@ -129,6 +164,7 @@ def ingest(
     started = time.monotonic()
     buffer, summary = BronzeBuffer(), IngestSummary()
     requests_ = plan_requests(zone)
+    done = already_ingested(spark, store, zone.id, source.run_times)
     total = len(source.run_times)
     report_every = max(1, total // 10)
 
@@ -145,9 +181,12 @@ def ingest(
     try:
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ingest") as pool:
             for index, run_time in enumerate(source.run_times, start=1):
+                epoch = int(run_time.timestamp())
+                pending = [r for r in requests_ if (r.table.qualified_name, r.location, epoch) not in done]
+                summary.skipped += len(requests_) - len(pending)
                 source.set_clock(run_time)
-                results = list(pool.map(lambda r: _fetch(source, zone, r), requests_))
-                for request, (response, failure) in zip(requests_, results):
+                results = list(pool.map(lambda r: _fetch(source, zone, r), pending))
+                for request, (response, failure) in zip(pending, results):
                     buffer.add(request.table, bronze_row(
                         zone.id, request, response, source=source.kind, ingested_at=run_time,
                         run_id=run_id, failure=failure,
@@ -165,6 +204,7 @@ def ingest(
                     progress(
                         f"ingest {zone.id}: run {index}/{total} at {run_time:%Y-%m-%dT%H:%MZ}, "
                         f"{sum(summary.rows.values())} responses, {len(summary.failures)} failed, "
+                        f"{summary.skipped} already in bronze, "
                         f"{time.monotonic() - started:.1f} s"
                     )
     finally:
