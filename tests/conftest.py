@@ -15,7 +15,8 @@ def spark():
     from gridcast.config import SparkConfig
     from gridcast.spark import get_spark
 
-    session = get_spark(SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="1g"), "gridcast-tests")
+    session = get_spark(SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="1g",
+                                    driver_java_options="-XX:TieredStopAtLevel=1"), "gridcast-tests")
     yield session
     session.stop()
 

@@ -126,6 +126,7 @@ class SparkConfig:
     master: str
     shuffle_partitions: int
     driver_memory: str
+    driver_java_options: str = ""
 
 
 @dataclass(frozen=True)
@@ -313,6 +314,7 @@ def load_config(overrides: list[str] | None = None) -> GridcastConfig:
             master=str(spark_node["master"]),
             shuffle_partitions=_int("spark.shuffle_partitions", spark_node["shuffle_partitions"], 1),
             driver_memory=str(spark_node["driver_memory"]),
+            driver_java_options=str(spark_node.get("driver_java_options") or ""),
         ),
         choices=choices, raw=raw,
     )

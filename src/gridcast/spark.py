@@ -25,13 +25,14 @@ def get_spark(settings: SparkConfig | None = None, app_name: str = "gridcast") -
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    settings = settings or SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="2g")
+    settings = settings or SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="2g",
+                                       driver_java_options="-XX:TieredStopAtLevel=1")
     jars = cached_jars()
     if jars is None:
         jars = fetch_delta_jars()
     # Binding to loopback avoids a hostname warning and keeps the driver off the network.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    log4j = f"-Dlog4j2.configurationFile={_LOG4J.as_uri()}"
+    java_options = f"-Dlog4j2.configurationFile={_LOG4J.as_uri()} {settings.driver_java_options}".strip()
     builder = (
         SparkSession.builder.master(settings.master)
         .appName(app_name)
@@ -39,7 +40,7 @@ def get_spark(settings: SparkConfig | None = None, app_name: str = "gridcast") -
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.driver.memory", settings.driver_memory)
-        .config("spark.driver.extraJavaOptions", log4j)
+        .config("spark.driver.extraJavaOptions", java_options)
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
         .config("spark.default.parallelism", str(settings.shuffle_partitions))
