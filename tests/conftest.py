@@ -16,7 +16,7 @@ def spark():
     from gridcast.spark import get_spark
 
     session = get_spark(SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="1g",
-                                    driver_java_options="-XX:TieredStopAtLevel=1"), "gridcast-tests")
+                                    driver_java_options="-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"), "gridcast-tests")
     yield session
     session.stop()
 

@@ -26,7 +26,7 @@ def get_spark(settings: SparkConfig | None = None, app_name: str = "gridcast") -
     if active is not None:
         return active
     settings = settings or SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="2g",
-                                       driver_java_options="-XX:TieredStopAtLevel=1")
+                                       driver_java_options="-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m")
     jars = cached_jars()
     if jars is None:
         jars = fetch_delta_jars()
