@@ -13,9 +13,9 @@ import mlflow
 from gridcast.config import GridcastConfig
 from gridcast.lineage import code_version, configure_mlflow
 from gridcast.runner import run_step
-from steps import ingest
+from steps import features, ingest, medallion
 
-STEPS = (("ingest", ingest.run),)
+STEPS = (("ingest", ingest.run), ("medallion", medallion.run), ("features", features.run))
 
 
 def run(cfg: GridcastConfig) -> None:

@@ -92,6 +92,8 @@ class StorageConfig:
     kind: str
     root: Path | None
     catalog: str | None
+    # Where streaming checkpoints live (silver's incremental reads of bronze): a directory path.
+    checkpoints: str | None = None
 
 
 @dataclass(frozen=True)
@@ -300,11 +302,14 @@ def load_config(overrides: list[str] | None = None) -> GridcastConfig:
         kind=storage_node["kind"],
         root=_resolve_path(storage_node["root"]) if storage_node.get("root") else None,
         catalog=storage_node.get("catalog"),
+        checkpoints=_checkpoints(storage_node),
     )
     if storage.kind == "local" and storage.root is None:
         raise ConfigError("storage=local needs storage.root")
     if storage.kind == "databricks" and not storage.catalog:
         raise ConfigError("storage=databricks needs storage.catalog")
+    if storage.checkpoints is None:
+        raise ConfigError(f"storage={storage.kind} needs storage.checkpoints (a directory for streaming checkpoints)")
     spark_node = raw["spark"]
     choices = {group: str(_choice(cfg, group)) for group in GROUPS}
     return GridcastConfig(
@@ -318,6 +323,18 @@ def load_config(overrides: list[str] | None = None) -> GridcastConfig:
         ),
         choices=choices, raw=raw,
     )
+
+
+def _checkpoints(node: dict[str, Any]) -> str | None:
+    """storage.checkpoints: as given when it is a URI or absolute, else resolved against the repo;
+    unset with a local root: `<root>/_checkpoints`."""
+    value = node.get("checkpoints")
+    if value:
+        text = str(value)
+        return text if "://" in text or text.startswith("/") else str(_resolve_path(text))
+    if node.get("root"):
+        return str(_resolve_path(node["root"]) / "_checkpoints")
+    return None
 
 
 def _choice(cfg: DictConfig, group: str) -> str:

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    DoubleType,
     IntegerType,
     StringType,
     StructField,
@@ -76,26 +79,100 @@ BRONZE_WEATHER = Table(
 
 BRONZE_TABLES = (BRONZE_POWER, BRONZE_CARBON, BRONZE_WEATHER)
 
-# --- silver (schemas declared by gridcast.medallion.silver) ----------------------------------
+# --- silver -------------------------------------------------------------------------------------
+# Electricity Maps' 12 power sources, wire keys lowercased with `_` for spaces.
+_POWER_SOURCES = ("nuclear", "geothermal", "biomass", "coal", "wind", "solar", "hydro", "gas",
+                  "oil", "unknown", "hydro_discharge", "battery_discharge")
+
+
+def _generated(name: str, data_type, expression: str) -> StructField:  # noqa: ANN001
+    """A Delta generated column: Delta computes it on every write, MERGE included."""
+    return StructField(name, data_type, True, {"delta.generationExpression": expression})
+
+
 SILVER_ENERGY = Table(
     "silver", "energy_data", key=("zone", "datetime"),
+    schema=StructType([
+        StructField("zone", StringType(), False),
+        StructField("datetime", TimestampType(), False),  # UTC hour start
+        # carbon side (carbon-intensity history), revised as a whole
+        StructField("carbon_intensity", IntegerType()),  # gCO2eq/kWh as served (lifecycle by default)
+        StructField("emission_factor_type", StringType()),
+        StructField("carbon_is_estimated", BooleanType()),
+        StructField("carbon_estimation_method", StringType()),
+        StructField("carbon_updated_at", TimestampType()),
+        StructField("carbon_ingested_at", TimestampType()),  # when the kept revision was fetched
+        # power side (power-breakdown history), revised as a whole; MW, null = no such source
+        *[StructField(f"{flow}_{source}", DoubleType()) for flow in ("production", "consumption") for source in _POWER_SOURCES],
+        StructField("power_production_total", DoubleType()),
+        StructField("power_consumption_total", DoubleType()),
+        StructField("power_import_total", DoubleType()),
+        StructField("power_export_total", DoubleType()),
+        StructField("fossil_free_percentage", DoubleType()),
+        StructField("renewable_percentage", DoubleType()),
+        StructField("power_is_estimated", BooleanType()),
+        StructField("power_estimation_method", StringType()),
+        StructField("power_updated_at", TimestampType()),
+        StructField("power_ingested_at", TimestampType()),
+        # both sides
+        _generated("is_estimated", BooleanType(), "coalesce(power_is_estimated, false) OR coalesce(carbon_is_estimated, false)"),
+        _generated("updated_at", TimestampType(), "greatest(power_updated_at, carbon_updated_at)"),
+        StructField("first_ingested_at", TimestampType()),  # first fetch that carried this hour
+        StructField("last_ingested_at", TimestampType()),  # last fetch that carried this hour
+        # import_<zone> / export_<zone> (double, MW) are added as neighbours appear (MERGE schema evolution)
+    ]),
     description="Power breakdown joined with carbon intensity per zone and hour; newest revision wins.",
 )
 SILVER_WEATHER = Table(
     "silver", "weather_forecast_data", key=("location", "issued_hour", "datetime"),
+    schema=StructType([
+        StructField("zone", StringType(), False),
+        StructField("location", StringType(), False),
+        StructField("issued_hour", TimestampType(), False),  # ingested_at floored to the hour, UTC
+        StructField("datetime", TimestampType(), False),  # UTC hour start
+        StructField("forecast_offset_h", IntegerType()),  # hours from issued_hour to datetime
+        StructField("is_observation", BooleanType()),  # datetime <= issued_hour
+        # Visual Crossing hourly variables, metric units, in its CSV order
+        *[StructField(name, StringType() if name in ("preciptype", "conditions", "icon", "stations") else DoubleType())
+          for name in ("temp", "feelslike", "dew", "humidity", "precip", "precipprob", "preciptype", "snow",
+                       "snowdepth", "windgust", "windspeed", "winddir", "sealevelpressure", "cloudcover",
+                       "visibility", "solarradiation", "solarenergy", "uvindex", "severerisk", "conditions",
+                       "icon", "stations")],
+        StructField("ingested_at", TimestampType(), False),  # when this vintage was fetched
+    ]),
     description="Hourly weather per location and forecast vintage, UTC; observations marked.",
 )
 SILVER_QUARANTINE = Table(
-    "silver", "quarantine",
+    "silver", "quarantine", key=("quarantine_id",),
+    schema=StructType([
+        StructField("quarantine_id", StringType(), False),  # hash of the bronze pointer and record
+        StructField("source_table", StringType(), False),  # the bronze table it came from
+        StructField("target_table", StringType(), False),  # the silver table it was meant for
+        StructField("zone", StringType()),
+        StructField("location", StringType()),
+        StructField("reason", StringType(), False),  # every failure, "; "-joined
+        StructField("failed_checks", ArrayType(StringType()), False),
+        StructField("record", StringType()),  # the offending row, or an excerpt of the payload
+        # pointer to the bronze row: source_table + these
+        StructField("payload_hash", StringType()),
+        StructField("ingest_run_id", StringType()),
+        StructField("ingested_at", TimestampType()),
+        StructField("quarantined_at", TimestampType(), False),
+        StructField("medallion_run_id", StringType()),
+    ]),
     description="Payloads and rows that failed parsing or quality checks, with the reason and a pointer to bronze.",
 )
 
-# --- gold (schemas declared by gridcast.medallion.gold) ----------------------------------------
+# --- gold (columns built by gridcast.medallion.gold) --------------------------------------------
+# No declared schema: the columns follow each zone's weather locations (`athens_temp`) and
+# silver's neighbour columns, and MERGE adds them as they appear.
 GOLD_HISTORIC = Table(
     "gold", "historic_data", key=("zone", "datetime"),
-    description="Energy + observed weather per location, calendar, lag and rolling features.",
+    description="One row per zone hour from its first to last silver hour (a gap is a row of nulls): "
+                "energy, newest observed weather per location, UTC/local calendar and holidays, "
+                "lag_1h and 24 h rolling features over the hours before.",
 )
 GOLD_WEATHER_FORECASTS = Table(
     "gold", "weather_forecasts", key=("zone", "ingested_hour_utc", "datetime"),
-    description="Weather forecasts pivoted per location, future hours only, with forecast_offset.",
+    description="Weather forecast vintages pivoted per location, future hours only, with forecast_offset in hours.",
 )

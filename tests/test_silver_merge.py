@@ -1,0 +1,265 @@
+"""Silver writes: newest-revision MERGE, one-sided arrival, schema evolution, quarantine,
+incremental runs equal to a full rebuild, idempotent reruns, the medallion step and its lineage.
+
+One scenario, fed to two lakes: batch by batch with a silver run after each (the first through
+the `medallion` step), and all at once with a single run. The tests assert on what the module
+fixture collected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import mlflow
+import pytest
+from fixtures.silver_bronze import bronze_row, carbon_entry, history, power_entry, utc, weather_csv
+
+from gridcast.medallion.silver import SilverSummary, refresh_silver
+from gridcast.storage import LocalTableStore
+from gridcast.tables import (
+    BRONZE_CARBON,
+    BRONZE_POWER,
+    BRONZE_WEATHER,
+    SILVER_ENERGY,
+    SILVER_QUARANTINE,
+    SILVER_WEATHER,
+    Table,
+)
+from steps import medallion
+
+H = [utc("2025-03-11T00:00") + timedelta(hours=i) for i in range(6)]  # energy hours
+W6, W9 = utc("2025-03-11T06:00"), utc("2025-03-11T09:00")  # first hours of the weather CSVs
+# Batch 1 is fetched at B1. Batch 2 holds a replay back in time (fetched at EARLY) and a later
+# fetch (LATE): one bronze commit often holds many fetches.
+B1, EARLY, LATE = utc("2025-03-11T10:13"), utc("2025-03-11T08:13"), utc("2025-03-11T13:13")
+SILVER = (SILVER_ENERGY, SILVER_WEATHER, SILVER_QUARANTINE)
+RUN_SPECIFIC = ("quarantined_at", "medallion_run_id")
+NEIGHBOURS = ("AL", "BG", "IT-SO")
+
+
+def _batches() -> list[dict[Table, list[tuple]]]:
+    truncated = weather_csv(W9, 12, LATE)
+    truncated = truncated[: truncated.index("2025-03-11T15:00:00") + 25]
+    return [
+        {
+            BRONZE_POWER: [
+                bronze_row(BRONZE_POWER, history([
+                    power_entry(H[0], H[0] + timedelta(hours=9), neighbours=NEIGHBOURS),
+                    power_entry(H[1], H[1] + timedelta(hours=8), neighbours=NEIGHBOURS),
+                    power_entry(H[2], utc("2025-03-11T10:00"), renewablePercentage=70, neighbours=NEIGHBOURS),
+                    power_entry(H[3], utc("2025-03-11T10:05"), estimated=True, neighbours=NEIGHBOURS),
+                ]), B1),
+                bronze_row(BRONZE_POWER, '{"zone": "GR", "history": [{"datetime": "2025-03-11T0', B1),
+            ],
+            BRONZE_CARBON: [
+                bronze_row(BRONZE_CARBON, history([
+                    carbon_entry(H[0], H[0] + timedelta(hours=9), 300),
+                    carbon_entry(H[1], H[1] + timedelta(hours=8), 310),
+                    carbon_entry(H[2], utc("2025-03-11T10:00"), 400),
+                ]), B1),  # no H3 yet: that hour lands with its power side only
+                bronze_row(BRONZE_CARBON, '{"status": "error", "message": "Internal server error"}', B1, status=500),
+            ],
+            BRONZE_WEATHER: [bronze_row(BRONZE_WEATHER, weather_csv(W6, 12, B1), B1)],
+        },
+        {
+            BRONZE_POWER: [
+                bronze_row(BRONZE_POWER, history([
+                    power_entry(H[1], H[1] + timedelta(hours=8), neighbours=NEIGHBOURS),  # tie, fetched earlier
+                    power_entry(H[2], utc("2025-03-11T08:05"), estimated=True, renewablePercentage=10,
+                                neighbours=NEIGHBOURS),  # an older revision arriving late
+                ]), EARLY),
+                bronze_row(BRONZE_POWER, history([
+                    power_entry(H[4], LATE - timedelta(minutes=8), neighbours=(*NEIGHBOURS, "XK")),
+                ]), LATE),
+            ],
+            BRONZE_CARBON: [bronze_row(BRONZE_CARBON, history([
+                carbon_entry(H[0], H[0] + timedelta(hours=9), 305),  # tie, fetched later: wins
+                carbon_entry(H[3], LATE - timedelta(minutes=8), 410),  # completes H3
+                carbon_entry(H[5], LATE - timedelta(minutes=8), 2500),  # out of range
+            ]), LATE)],
+            BRONZE_WEATHER: [
+                bronze_row(BRONZE_WEATHER, weather_csv(W6, 12, utc("2025-03-11T08:00"), temp0=9.0), EARLY),
+                bronze_row(BRONZE_WEATHER, weather_csv(W9, 12, LATE, temp0=11.0), LATE),
+                bronze_row(BRONZE_WEATHER, truncated, LATE, location="Patras"),
+            ],
+        },
+    ]
+
+
+def _append(spark, store: LocalTableStore, batch: dict[Table, list[tuple]]) -> None:
+    for table, rows in batch.items():
+        if not store.exists(spark, table):
+            store.ensure(spark, table)
+        store.append(spark.createDataFrame(rows, table.schema), table)
+
+
+def _snapshot(spark, store: LocalTableStore) -> dict[str, tuple[list[str], list[tuple]]]:
+    """Each silver table: its sorted column names and its rows (in that column order), sorted."""
+    result = {}
+    for table in SILVER:
+        frame = store.read(spark, table)
+        columns = sorted(c for c in frame.columns if c not in RUN_SPECIFIC)
+        rows = [tuple(row) for row in frame.select(*columns).collect()]
+        result[table.name] = (columns, sorted(rows, key=repr))
+    return result
+
+
+@dataclass
+class Scenario:
+    no_bronze_exit: int = -1
+    no_bronze_output: str = ""
+    step_exit: int = -1
+    step_run_id: str | None = None
+    after_first: dict = field(default_factory=dict)
+    summaries: list[SilverSummary] = field(default_factory=list)
+    versions_before_rerun: dict = field(default_factory=dict)
+    versions_after_rerun: dict = field(default_factory=dict)
+    rerun: SilverSummary | None = None
+    incremental: dict = field(default_factory=dict)
+    full: dict = field(default_factory=dict)
+    tracking_uri: str = ""
+
+
+def _versions(spark, store) -> dict[str, int | None]:
+    return {t.name: store.version(spark, t) for t in SILVER}
+
+
+@pytest.fixture(scope="module")
+def scenario(spark, tmp_path_factory) -> Scenario:
+    root = tmp_path_factory.mktemp("silver")
+    result = Scenario(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    overrides = [f"storage.root={root / 'incremental'}", f"mlflow.tracking_uri={result.tracking_uri}"]
+    store = LocalTableStore(root / "incremental")
+    checkpoints = str(root / "incremental" / "_checkpoints")
+    batches = _batches()
+
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        result.no_bronze_exit = medallion.main(overrides)
+    result.no_bronze_output = output.getvalue()
+
+    _append(spark, store, batches[0])
+    with contextlib.redirect_stdout(io.StringIO()):
+        result.step_exit = medallion.main(overrides)
+    mlflow.set_tracking_uri(result.tracking_uri)
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.step = 'medallion'",
+                              order_by=["attributes.start_time DESC"], output_format="list")
+    result.step_run_id = runs[0].info.run_id if runs else None
+    energy = store.read(spark, SILVER_ENERGY)
+    result.after_first = {row["datetime"]: row.asDict() for row in energy.collect()}
+
+    for batch in batches[1:]:
+        _append(spark, store, batch)
+        result.summaries.append(refresh_silver(spark, store, checkpoints, run_id="run-n", progress=lambda _: None))
+    result.versions_before_rerun = _versions(spark, store)
+    result.rerun = refresh_silver(spark, store, checkpoints, run_id="run-rerun", progress=lambda _: None)
+    result.versions_after_rerun = _versions(spark, store)
+    result.incremental = _snapshot(spark, store)
+
+    full = LocalTableStore(root / "full")
+    _append(spark, full, {t: [row for batch in batches for row in batch[t]] for t in batches[0]})
+    refresh_silver(spark, full, str(root / "full" / "_checkpoints"), run_id="run-full", progress=lambda _: None)
+    result.full = _snapshot(spark, full)
+    return result
+
+
+def _energy(scenario: Scenario) -> dict[datetime, dict]:
+    columns, rows = scenario.incremental["energy_data"]
+    return {row[columns.index("datetime")]: dict(zip(columns, row)) for row in rows}
+
+
+def test_step_without_bronze_exits_cleanly(scenario):
+    assert scenario.no_bronze_exit == 0
+    assert "no bronze tables yet" in scenario.no_bronze_output
+
+
+def test_one_sided_hour_lands_then_is_completed(scenario):
+    first = scenario.after_first[H[3]]
+    assert first["power_is_estimated"] is True and first["carbon_intensity"] is None
+    assert first["is_estimated"] is True and first["updated_at"] == utc("2025-03-11T10:05")
+    final = _energy(scenario)[H[3]]
+    assert (final["carbon_intensity"], final["power_updated_at"]) == (410, utc("2025-03-11T10:05"))
+    assert final["updated_at"] == LATE - timedelta(minutes=8)  # the newer side
+    assert _energy(scenario)[H[4]]["carbon_intensity"] is None  # power only, still lands
+
+
+def test_a_late_older_revision_is_ignored(scenario):
+    h2 = _energy(scenario)[H[2]]
+    assert (h2["renewable_percentage"], h2["power_is_estimated"]) == (70.0, False)
+    assert h2["power_updated_at"] == utc("2025-03-11T10:00") and h2["power_ingested_at"] == B1
+    assert h2["is_estimated"] is False
+
+
+def test_a_tie_on_updated_at_goes_to_the_later_fetch(scenario):
+    energy = _energy(scenario)
+    assert (energy[H[0]]["carbon_intensity"], energy[H[0]]["carbon_ingested_at"]) == (305, LATE)
+    assert energy[H[1]]["power_ingested_at"] == B1  # the tie fetched earlier did not replace it
+    assert (energy[H[1]]["first_ingested_at"], energy[H[1]]["last_ingested_at"]) == (EARLY, B1)
+
+
+def test_a_new_neighbour_evolves_the_schema(scenario):
+    assert "import_xk" not in scenario.after_first[H[0]]
+    energy = _energy(scenario)
+    assert {"import_xk", "export_xk", "import_it_so"} <= set(energy[H[0]])
+    assert (energy[H[4]]["import_xk"], energy[H[4]]["export_xk"]) == (40.0, 400.0)
+    assert energy[H[0]]["import_xk"] is None and energy[H[0]]["import_it_so"] == 30.0
+
+
+def test_weather_keeps_every_vintage(scenario):
+    columns, rows = scenario.incremental["weather_forecast_data"]
+    athens = [dict(zip(columns, r)) for r in rows if r[columns.index("location")] == "Athens"]
+    assert sorted({r["issued_hour"] for r in athens}) == [utc("2025-03-11T08:00"), utc("2025-03-11T10:00"),
+                                                          utc("2025-03-11T13:00")]
+    assert len(athens) == 36
+    patras = [r for r in rows if r[columns.index("location")] == "Patras"]
+    assert len(patras) == 6  # the lines before the cut
+
+
+def test_failures_are_quarantined_with_reason_and_bronze_pointer(scenario):
+    columns, rows = scenario.incremental["quarantine"]
+    by_check = {tuple(r["failed_checks"]): r for r in (dict(zip(columns, row)) for row in rows)}
+    assert set(by_check) == {("json",), ("http_status",), ("range:carbon_intensity",), ("csv_row",)}
+    out_of_range = by_check[("range:carbon_intensity",)]
+    assert out_of_range["reason"] == "carbon_intensity = '2500' outside [0, 2000]"
+    assert (out_of_range["source_table"], out_of_range["target_table"]) == ("bronze.carbon_data", "silver.energy_data")
+    assert (out_of_range["ingested_at"], out_of_range["ingest_run_id"]) == (LATE, "ingest-run")
+    assert out_of_range["payload_hash"] and '"carbonIntensity":2500' in out_of_range["record"]
+    assert by_check[("csv_row",)]["location"] == "Patras"
+    assert by_check[("csv_row",)]["target_table"] == "silver.weather_forecast_data"
+    assert by_check[("http_status",)]["reason"].startswith("HTTP 500: ")
+
+
+def test_incremental_runs_equal_a_full_rebuild(scenario):
+    for table in ("energy_data", "weather_forecast_data", "quarantine"):
+        assert scenario.incremental[table][0] == scenario.full[table][0], f"{table} columns"
+        assert scenario.incremental[table][1] == scenario.full[table][1], f"{table} rows"
+
+
+def test_a_rerun_with_nothing_new_commits_nothing(scenario):
+    assert scenario.rerun is not None and scenario.rerun.batches == 0
+    assert scenario.versions_after_rerun == scenario.versions_before_rerun
+    assert scenario.rerun.writes == {}
+
+
+def test_runs_report_bronze_versions_read_and_silver_versions_written(scenario):
+    second = scenario.summaries[-1]
+    # bronze: version 0 (created) and one append per batch
+    assert {t.qualified_name: v for t, v in second.reads.items()} == {
+        "bronze.power_data": 2, "bronze.carbon_data": 2, "bronze.weather_forecast_data": 2}
+    assert {t.name: v for t, v in second.writes.items()} == scenario.versions_before_rerun
+    assert second.quarantined == {"bronze.carbon_data": 1, "bronze.weather_forecast_data": 1}
+
+
+def test_the_step_logs_lineage_to_mlflow(scenario):
+    assert scenario.step_exit == 0 and scenario.step_run_id
+    run = mlflow.MlflowClient(tracking_uri=scenario.tracking_uri).get_run(scenario.step_run_id)
+    tags = run.data.tags
+    for table in ("energy_data", "weather_forecast_data", "quarantine"):
+        assert tags[f"lineage.output.silver.{table}"].endswith(f"/silver/{table}@v1")
+    inputs = {d.dataset.name: {t.key: t.value for t in d.tags} for d in run.inputs.dataset_inputs}
+    assert {name: tags_["delta_version"] for name, tags_ in inputs.items()} == {
+        "bronze.power_data": "1", "bronze.carbon_data": "1", "bronze.weather_forecast_data": "1"}
+    assert (run.data.metrics["quarantined"], run.data.metrics["energy.inserted"]) == (2.0, 4.0)
