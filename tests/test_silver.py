@@ -220,6 +220,7 @@ def verdicts(spark):
             carbon_entry(hour + timedelta(hours=4), updated, 250),
         ]), FETCHED),
         bronze_row(BRONZE_CARBON, sample("em_error_404_nodata.json"), FETCHED, status=404),
+        bronze_row(BRONZE_CARBON, sample("em_error_401.json"), FETCHED, status=401),
     ], BRONZE_CARBON.schema)
     good_csv = sample("vc_timeline_athens_hours.csv")
     weather = spark.createDataFrame([
@@ -228,7 +229,8 @@ def verdicts(spark):
                                                      "\n\"Athens,Greece\",2025-03-11T06:00:00,8.6,6.8,4.5,179.3"),
                    FETCHED, location="Patras"),
         bronze_row(BRONZE_WEATHER, sample("vc_error_429.txt"), FETCHED, status=429, location="Larissa"),
-        bronze_row(BRONZE_WEATHER, "Bad API Request:Invalid location parameter value.", FETCHED, location="Volos"),
+        bronze_row(BRONZE_WEATHER, sample("vc_error_400.txt"), FETCHED, status=400, location="Volos"),
+        bronze_row(BRONZE_WEATHER, "Bad API Request:Invalid location parameter value.", FETCHED, location="Lamia"),
         bronze_row(BRONZE_WEATHER, good_csv, FETCHED, location="Kozani", params={"unitGroup": "metric"}),
     ], BRONZE_WEATHER.schema)
     checked = [checked_power(power), checked_carbon(carbon), checked_weather(weather)]
@@ -277,6 +279,7 @@ def test_carbon_expectations_range_hour_factor_uniqueness(verdicts):
     duplicated = [f for f in failures if f[1] == ["unique:zone,datetime"]]
     assert len(duplicated) == 2  # both copies of an hour repeated inside one response
     assert _find(failures, "No recent data")[2][0].startswith("HTTP 404: ")
+    assert _find(failures, "Invalid auth-token")[2][0].startswith("HTTP 401: ")
     assert passing == 1
 
 
@@ -286,7 +289,8 @@ def test_weather_truncated_csv_and_error_bodies_fail(verdicts):
     assert len(truncated) == 1 and "fields, the header 24" in truncated[0][2][0]
     assert _find(failures, "179.3")[1] == ["range:humidity"]
     assert _find(failures, "Maximum daily cost")[2][0] == "HTTP 429: Maximum daily cost exceeded"
-    assert _find(failures, "Bad API Request")[1] == ["csv_header"]
+    bad_request = [f for f in failures if "Bad API Request" in f[0]]
+    assert sorted(f[1][0] for f in bad_request) == ["csv_header", "http_status"]  # as a 200 body too
     assert [f for f in failures if f[1] == ["timezone"]], "a payload not requested in UTC is refused"
     # rows before the cut, and the other rows of the payload with one bad value, flow on
     assert passing == 9 + 11

@@ -33,7 +33,7 @@ from steps import medallion
 H = [utc("2025-03-11T00:00") + timedelta(hours=i) for i in range(6)]  # energy hours
 W6, W9 = utc("2025-03-11T06:00"), utc("2025-03-11T09:00")  # first hours of the weather CSVs
 # Batch 1 is fetched at B1. Batch 2 holds a replay back in time (fetched at EARLY) and a later
-# fetch (LATE): one bronze commit often holds many fetches.
+# fetch (LATE), as one bronze commit often holds many fetches; it has no carbon rows at all.
 B1, EARLY, LATE = utc("2025-03-11T10:13"), utc("2025-03-11T08:13"), utc("2025-03-11T13:13")
 SILVER = (SILVER_ENERGY, SILVER_WEATHER, SILVER_QUARANTINE)
 RUN_SPECIFIC = ("quarantined_at", "medallion_run_id")
@@ -47,11 +47,10 @@ def _batches() -> list[dict[Table, list[tuple]]]:
         {
             BRONZE_POWER: [
                 bronze_row(BRONZE_POWER, history([
-                    power_entry(H[0], H[0] + timedelta(hours=9), neighbours=NEIGHBOURS),
+                    power_entry(H[0], H[0] + timedelta(hours=9), renewablePercentage=40, neighbours=NEIGHBOURS),
                     power_entry(H[1], H[1] + timedelta(hours=8), neighbours=NEIGHBOURS),
                     power_entry(H[2], utc("2025-03-11T10:00"), renewablePercentage=70, neighbours=NEIGHBOURS),
-                    power_entry(H[3], utc("2025-03-11T10:05"), estimated=True, neighbours=NEIGHBOURS),
-                ]), B1),
+                ]), B1),  # no H3 yet: that hour lands with its carbon side only
                 bronze_row(BRONZE_POWER, '{"zone": "GR", "history": [{"datetime": "2025-03-11T0', B1),
             ],
             BRONZE_CARBON: [
@@ -59,7 +58,8 @@ def _batches() -> list[dict[Table, list[tuple]]]:
                     carbon_entry(H[0], H[0] + timedelta(hours=9), 300),
                     carbon_entry(H[1], H[1] + timedelta(hours=8), 310),
                     carbon_entry(H[2], utc("2025-03-11T10:00"), 400),
-                ]), B1),  # no H3 yet: that hour lands with its power side only
+                    carbon_entry(H[3], utc("2025-03-11T10:05"), 410, estimated=True),
+                ]), B1),
                 bronze_row(BRONZE_CARBON, '{"status": "error", "message": "Internal server error"}', B1, status=500),
             ],
             BRONZE_WEATHER: [bronze_row(BRONZE_WEATHER, weather_csv(W6, 12, B1), B1)],
@@ -67,19 +67,19 @@ def _batches() -> list[dict[Table, list[tuple]]]:
         {
             BRONZE_POWER: [
                 bronze_row(BRONZE_POWER, history([
-                    power_entry(H[1], H[1] + timedelta(hours=8), neighbours=NEIGHBOURS),  # tie, fetched earlier
+                    power_entry(H[1], H[1] + timedelta(hours=8), renewablePercentage=11,
+                                neighbours=NEIGHBOURS),  # same updatedAt, fetched earlier: ignored
                     power_entry(H[2], utc("2025-03-11T08:05"), estimated=True, renewablePercentage=10,
-                                neighbours=NEIGHBOURS),  # an older revision arriving late
+                                neighbours=NEIGHBOURS),  # an older revision arriving late: ignored
                 ]), EARLY),
                 bronze_row(BRONZE_POWER, history([
+                    power_entry(H[0], H[0] + timedelta(hours=9), renewablePercentage=45,
+                                neighbours=NEIGHBOURS),  # same updatedAt, fetched later: wins
+                    power_entry(H[3], LATE - timedelta(minutes=8), neighbours=NEIGHBOURS),  # completes H3
                     power_entry(H[4], LATE - timedelta(minutes=8), neighbours=(*NEIGHBOURS, "XK")),
+                    power_entry(H[5], LATE - timedelta(minutes=8), renewablePercentage=120),  # out of range
                 ]), LATE),
             ],
-            BRONZE_CARBON: [bronze_row(BRONZE_CARBON, history([
-                carbon_entry(H[0], H[0] + timedelta(hours=9), 305),  # tie, fetched later: wins
-                carbon_entry(H[3], LATE - timedelta(minutes=8), 410),  # completes H3
-                carbon_entry(H[5], LATE - timedelta(minutes=8), 2500),  # out of range
-            ]), LATE)],
             BRONZE_WEATHER: [
                 bronze_row(BRONZE_WEATHER, weather_csv(W6, 12, utc("2025-03-11T08:00"), temp0=9.0), EARLY),
                 bronze_row(BRONZE_WEATHER, weather_csv(W9, 12, LATE, temp0=11.0), LATE),
@@ -91,8 +91,6 @@ def _batches() -> list[dict[Table, list[tuple]]]:
 
 def _append(spark, store: LocalTableStore, batch: dict[Table, list[tuple]]) -> None:
     for table, rows in batch.items():
-        if not store.exists(spark, table):
-            store.ensure(spark, table)
         store.append(spark.createDataFrame(rows, table.schema), table)
 
 
@@ -114,7 +112,7 @@ class Scenario:
     step_exit: int = -1
     step_run_id: str | None = None
     after_first: dict = field(default_factory=dict)
-    summaries: list[SilverSummary] = field(default_factory=list)
+    second: SilverSummary | None = None
     versions_before_rerun: dict = field(default_factory=dict)
     versions_after_rerun: dict = field(default_factory=dict)
     rerun: SilverSummary | None = None
@@ -127,40 +125,45 @@ def _versions(spark, store) -> dict[str, int | None]:
     return {t.name: store.version(spark, t) for t in SILVER}
 
 
+def _bronze(spark, store: LocalTableStore) -> None:
+    for table in (BRONZE_POWER, BRONZE_CARBON, BRONZE_WEATHER):
+        store.ensure(spark, table)
+
+
 @pytest.fixture(scope="module")
 def scenario(spark, tmp_path_factory) -> Scenario:
     root = tmp_path_factory.mktemp("silver")
     result = Scenario(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     overrides = [f"storage.root={root / 'incremental'}", f"mlflow.tracking_uri={result.tracking_uri}"]
     store = LocalTableStore(root / "incremental")
-    checkpoints = str(root / "incremental" / "_checkpoints")
-    batches = _batches()
+    checkpoints = str(root / "incremental" / "_checkpoints")  # the default for storage=local
+    first, second = _batches()
 
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         result.no_bronze_exit = medallion.main(overrides)
     result.no_bronze_output = output.getvalue()
 
-    _append(spark, store, batches[0])
+    _bronze(spark, store)
+    _append(spark, store, first)
     with contextlib.redirect_stdout(io.StringIO()):
         result.step_exit = medallion.main(overrides)
     mlflow.set_tracking_uri(result.tracking_uri)
     runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.step = 'medallion'",
                               order_by=["attributes.start_time DESC"], output_format="list")
     result.step_run_id = runs[0].info.run_id if runs else None
-    energy = store.read(spark, SILVER_ENERGY)
-    result.after_first = {row["datetime"]: row.asDict() for row in energy.collect()}
+    result.after_first = {row["datetime"]: row.asDict() for row in store.read(spark, SILVER_ENERGY).collect()}
 
-    for batch in batches[1:]:
-        _append(spark, store, batch)
-        result.summaries.append(refresh_silver(spark, store, checkpoints, run_id="run-n", progress=lambda _: None))
+    _append(spark, store, second)
+    result.second = refresh_silver(spark, store, checkpoints, run_id="run-2", progress=lambda _: None)
     result.versions_before_rerun = _versions(spark, store)
-    result.rerun = refresh_silver(spark, store, checkpoints, run_id="run-rerun", progress=lambda _: None)
+    result.rerun = refresh_silver(spark, store, checkpoints, run_id="run-3", progress=lambda _: None)
     result.versions_after_rerun = _versions(spark, store)
     result.incremental = _snapshot(spark, store)
 
     full = LocalTableStore(root / "full")
-    _append(spark, full, {t: [row for batch in batches for row in batch[t]] for t in batches[0]})
+    _bronze(spark, full)
+    _append(spark, full, {t: first[t] + second.get(t, []) for t in first})
     refresh_silver(spark, full, str(root / "full" / "_checkpoints"), run_id="run-full", progress=lambda _: None)
     result.full = _snapshot(spark, full)
     return result
@@ -178,12 +181,19 @@ def test_step_without_bronze_exits_cleanly(scenario):
 
 def test_one_sided_hour_lands_then_is_completed(scenario):
     first = scenario.after_first[H[3]]
-    assert first["power_is_estimated"] is True and first["carbon_intensity"] is None
+    assert (first["carbon_intensity"], first["power_production_total"]) == (410, None)
     assert first["is_estimated"] is True and first["updated_at"] == utc("2025-03-11T10:05")
     final = _energy(scenario)[H[3]]
-    assert (final["carbon_intensity"], final["power_updated_at"]) == (410, utc("2025-03-11T10:05"))
+    assert (final["carbon_intensity"], final["power_updated_at"]) == (410, LATE - timedelta(minutes=8))
+    assert final["is_estimated"] is True  # the carbon side still is
     assert final["updated_at"] == LATE - timedelta(minutes=8)  # the newer side
     assert _energy(scenario)[H[4]]["carbon_intensity"] is None  # power only, still lands
+
+
+def test_a_batch_without_one_side_leaves_that_side_as_it_is(scenario):
+    energy = _energy(scenario)
+    assert [energy[h]["carbon_intensity"] for h in H[:4]] == [300, 310, 400, 410]
+    assert energy[H[0]]["carbon_ingested_at"] == B1
 
 
 def test_a_late_older_revision_is_ignored(scenario):
@@ -195,8 +205,8 @@ def test_a_late_older_revision_is_ignored(scenario):
 
 def test_a_tie_on_updated_at_goes_to_the_later_fetch(scenario):
     energy = _energy(scenario)
-    assert (energy[H[0]]["carbon_intensity"], energy[H[0]]["carbon_ingested_at"]) == (305, LATE)
-    assert energy[H[1]]["power_ingested_at"] == B1  # the tie fetched earlier did not replace it
+    assert (energy[H[0]]["renewable_percentage"], energy[H[0]]["power_ingested_at"]) == (45.0, LATE)
+    assert (energy[H[1]]["renewable_percentage"], energy[H[1]]["power_ingested_at"]) == (85.0, B1)
     assert (energy[H[1]]["first_ingested_at"], energy[H[1]]["last_ingested_at"]) == (EARLY, B1)
 
 
@@ -221,14 +231,14 @@ def test_weather_keeps_every_vintage(scenario):
 def test_failures_are_quarantined_with_reason_and_bronze_pointer(scenario):
     columns, rows = scenario.incremental["quarantine"]
     by_check = {tuple(r["failed_checks"]): r for r in (dict(zip(columns, row)) for row in rows)}
-    assert set(by_check) == {("json",), ("http_status",), ("range:carbon_intensity",), ("csv_row",)}
-    out_of_range = by_check[("range:carbon_intensity",)]
-    assert out_of_range["reason"] == "carbon_intensity = '2500' outside [0, 2000]"
-    assert (out_of_range["source_table"], out_of_range["target_table"]) == ("bronze.carbon_data", "silver.energy_data")
-    assert (out_of_range["ingested_at"], out_of_range["ingest_run_id"]) == (LATE, "ingest-run")
-    assert out_of_range["payload_hash"] and '"carbonIntensity":2500' in out_of_range["record"]
-    assert by_check[("csv_row",)]["location"] == "Patras"
-    assert by_check[("csv_row",)]["target_table"] == "silver.weather_forecast_data"
+    assert set(by_check) == {("json",), ("http_status",), ("range:renewable_percentage",), ("csv_row",)}
+    out_of_range = by_check[("range:renewable_percentage",)]
+    assert out_of_range["reason"] == "renewable_percentage = '120' outside [0, 100]"
+    assert (out_of_range["source_table"], out_of_range["target_table"]) == ("bronze.power_data", "silver.energy_data")
+    assert (out_of_range["zone"], out_of_range["ingested_at"], out_of_range["ingest_run_id"]) == ("GR", LATE, "ingest-run")
+    assert out_of_range["payload_hash"] and '"renewablePercentage":120' in out_of_range["record"]
+    truncated = by_check[("csv_row",)]
+    assert (truncated["location"], truncated["target_table"]) == ("Patras", "silver.weather_forecast_data")
     assert by_check[("http_status",)]["reason"].startswith("HTTP 500: ")
 
 
@@ -241,16 +251,16 @@ def test_incremental_runs_equal_a_full_rebuild(scenario):
 def test_a_rerun_with_nothing_new_commits_nothing(scenario):
     assert scenario.rerun is not None and scenario.rerun.batches == 0
     assert scenario.versions_after_rerun == scenario.versions_before_rerun
-    assert scenario.rerun.writes == {}
+    assert scenario.rerun.writes == {} and scenario.rerun.reads == {}
 
 
 def test_runs_report_bronze_versions_read_and_silver_versions_written(scenario):
-    second = scenario.summaries[-1]
-    # bronze: version 0 (created) and one append per batch
+    second = scenario.second
+    # bronze: version 0 (created), one append per batch; the second batch had no carbon rows
     assert {t.qualified_name: v for t, v in second.reads.items()} == {
-        "bronze.power_data": 2, "bronze.carbon_data": 2, "bronze.weather_forecast_data": 2}
+        "bronze.power_data": 2, "bronze.weather_forecast_data": 2}
     assert {t.name: v for t, v in second.writes.items()} == scenario.versions_before_rerun
-    assert second.quarantined == {"bronze.carbon_data": 1, "bronze.weather_forecast_data": 1}
+    assert second.quarantined == {"bronze.power_data": 1, "bronze.weather_forecast_data": 1}
 
 
 def test_the_step_logs_lineage_to_mlflow(scenario):

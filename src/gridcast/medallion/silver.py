@@ -18,14 +18,15 @@ with `_`: the bronze pointer (`_source_table`, `_payload_hash`, `_ingest_run_id`
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import Callable, Sequence
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, MapType, StringType, StructField, StructType
+from pyspark.sql.types import ArrayType, DataType, MapType, StringType, StructField, StructType
 
 from gridcast.medallion.quality import (
     ENERGY,
@@ -83,7 +84,7 @@ CARBON_GROUP = RevisionGroup(
     columns=("emission_factor_type",), prefixes=("carbon_",),
 )
 # first/last fetch that carried the hour: combined on every match, whichever side is newer.
-_SEEN = {
+SEEN = {
     "first_ingested_at": "least(t.first_ingested_at, s.first_ingested_at)",
     "last_ingested_at": "greatest(t.last_ingested_at, s.last_ingested_at)",
 }
@@ -135,8 +136,6 @@ def _one_row_per_failed_payload(items: Column, item_type: DataType | str) -> Col
 
 def normalise_key(name: str) -> str:
     """A wire key as a column-name part, as `parse_power_history` does it in Spark."""
-    import re
-
     return re.sub(r"^_+|_+$", "", re.sub(r"[^a-z0-9]+", "_", name.strip().lower()))
 
 
@@ -374,8 +373,6 @@ def add_forecast_offset(weather: DataFrame) -> DataFrame:
 
 def _newest_side(rows: DataFrame, side: str) -> DataFrame:
     """One row per hour for one side: its newest revision, with the side's first and last fetch."""
-    from pyspark.sql import Window
-
     hour = Window.partitionBy(*ENERGY_KEY)
     seen = rows.withColumn("_first", F.min("_ingested_at").over(hour)).withColumn("_last", F.max("_ingested_at").over(hour))
     newest = latest_per_key(seen, ENERGY_KEY, (f"{side}_updated_at", f"{side}_ingested_at", "_payload_hash"))
@@ -398,11 +395,12 @@ def energy_updates(power: DataFrame | None, carbon: DataFrame | None) -> DataFra
     if not sides:
         raise ValueError("energy_updates needs power or carbon rows")
     joined = reduce(lambda a, b: a.join(b, list(ENERGY_KEY), "full_outer"), [frame for _, frame in sides])
-    names = [name for name, _ in sides]
+    firsts = [F.col(f"_{name}_first") for name, _ in sides]
+    lasts = [F.col(f"_{name}_last") for name, _ in sides]
     return joined.select(
         *[c for c in joined.columns if not c.startswith("_")],
-        F.least(*[F.col(f"_{n}_first") for n in names]).alias("first_ingested_at"),
-        F.greatest(*[F.col(f"_{n}_last") for n in names]).alias("last_ingested_at"),
+        (F.least(*firsts) if len(sides) > 1 else firsts[0]).alias("first_ingested_at"),
+        (F.greatest(*lasts) if len(sides) > 1 else lasts[0]).alias("last_ingested_at"),
     )
 
 
@@ -536,7 +534,7 @@ class _SilverBatch:
             good = [conform(checked[t].filter(passed()), ENERGY) if ok[t] else None for t in (BRONZE_POWER, BRONZE_CARBON)]
             self.summary.energy += merge_revisions(
                 self.spark, self.store, SILVER_ENERGY, energy_updates(*good),
-                groups=(POWER_GROUP, CARBON_GROUP), on_match=_SEEN,
+                groups=(POWER_GROUP, CARBON_GROUP), on_match=SEEN,
             )
             self.written.add(SILVER_ENERGY)
         if ok[BRONZE_WEATHER]:

@@ -1,4 +1,4 @@
-"""Generic writers for the medallion: newest-revision MERGE, idempotent insert, incremental reads.
+"""Generic writers for the medallion: newest-revision MERGE, idempotent append, incremental reads.
 
 Nothing here knows about energy or weather; silver uses it, gold can too.
 
@@ -9,7 +9,7 @@ Nothing here knows about energy or weather; silver uses it, gold can too.
   late never overwrites a newer one, and two upstream sources can fill one row independently.
   New source columns are added to the table (MERGE schema evolution).
 - `append_once`: a plain append Delta skips when the same (writer, batch) already committed:
-  the cheap idempotent write for a streaming batch (a MERGE costs ~10 Spark jobs, this one).
+  the cheap idempotent write for a streaming batch (one Spark job; a MERGE runs about ten).
 - `process_new_rows`: feed the rows appended to Delta tables since the last call to a function,
   using Structured Streaming with `trigger(availableNow=True)` and a checkpoint: progress is
   tracked by Delta version, never by a timestamp column, and a call with nothing new runs no
@@ -33,6 +33,11 @@ from gridcast.tables import Table
 
 # The column `process_new_rows` adds to every streamed row: the qualified name of its source table.
 SOURCE_COLUMN = "_source_table"
+
+# Delta session settings used for one write at a time (see `_session_conf`).
+_TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
+_TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+_MERGE_MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
 
 
 # --- dedupe ------------------------------------------------------------------------------------
@@ -121,8 +126,9 @@ def merge_revisions(
             match whichever side is newer, e.g. `least(t.first_seen, s.first_seen)`. On insert
             these columns take the incoming value.
 
-    Every column of `updates` must be a key column, owned by a group or in `on_match`. Table
-    columns that are none of these (e.g. generated columns) are left to Delta.
+    Every column of `updates` must be a key column, owned by a group or in `on_match`. A group
+    whose first `order` column is not in `updates` is left as it is. Table columns that are none
+    of these (e.g. generated columns) are left to Delta.
 
     Returns:
         Rows inserted and updated.
@@ -144,6 +150,8 @@ def merge_revisions(
     if orphans:
         raise ValueError(f"MERGE into {table}: column(s) {', '.join(orphans)} belong to no revision group")
 
+    # A group the batch does not carry at all (e.g. no power rows in it) keeps the table's values.
+    groups = [g for g in groups if not g.order or g.order[0] in source_columns]
     # SQL text: one string per column, parsed by Spark, rather than thousands of small calls.
     assignments: dict[str, str] = {}
     for group in groups:
@@ -183,11 +191,6 @@ def _session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
             spark.conf.unset(key)
         else:
             spark.conf.set(key, previous)
-
-
-_TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
-_TXN_VERSION = "spark.databricks.delta.write.txnVersion"
-_MERGE_MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
 
 
 def append_once(spark: SparkSession, store: TableStore, table: Table, rows: DataFrame, *,
