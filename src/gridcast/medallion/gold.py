@@ -34,11 +34,10 @@ import operator
 import re
 import time
 import unicodedata
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import reduce
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
@@ -50,6 +49,7 @@ from pyspark.sql.types import (
 
 from gridcast.config import Location, ZoneConfig
 from gridcast.medallion.calendar import add_calendar_features, holiday_calendar
+from gridcast.medallion.upsert import session_conf
 from gridcast.storage import TableStore
 from gridcast.tables import (
     GOLD_HISTORIC, GOLD_WEATHER_FORECASTS, SILVER_ENERGY, SILVER_WEATHER, Table,
@@ -549,20 +549,6 @@ def last_build(
     return None
 
 
-@contextmanager
-def _commit_metadata(spark: SparkSession, text: str) -> Iterator[None]:
-    """Attach `text` as `userMetadata` to the Delta commits made inside the block."""
-    previous = spark.conf.get(_COMMIT_METADATA_CONF, None)
-    spark.conf.set(_COMMIT_METADATA_CONF, text)
-    try:
-        yield
-    finally:
-        if previous is None:
-            spark.conf.unset(_COMMIT_METADATA_CONF)
-        else:
-            spark.conf.set(_COMMIT_METADATA_CONF, previous)
-
-
 def _sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -580,7 +566,8 @@ def _merge(
     Returns:
         Rows written (inserted or updated) and the table's version.
     """
-    with _commit_metadata(spark, record.as_json()):
+    # The silver versions this build read travel with the commit, for the next incremental run.
+    with session_conf(spark, _COMMIT_METADATA_CONF, record.as_json()):
         if not store.exists(spark, table):
             store.append(rows, table)
             commit = store.delta_table(spark, table).history(1).collect()[0]

@@ -34,7 +34,7 @@ from gridcast.tables import Table
 # The column `process_new_rows` adds to every streamed row: the qualified name of its source table.
 SOURCE_COLUMN = "_source_table"
 
-# Delta session settings used for one write at a time (see `_session_conf`).
+# Delta session settings used for one write at a time (see `session_conf`).
 _TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
 _TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 _MERGE_MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
@@ -166,7 +166,7 @@ def merge_revisions(
     condition = " AND ".join(f"t.{_name(c)} = s.{_name(c)}" for c in key)
     # The source is read twice (matching, then writing) and is deterministic: no need for Delta
     # to materialise it first (one Spark job fewer).
-    with _session_conf(spark, _MERGE_MATERIALIZE_SOURCE, "none"):
+    with session_conf(spark, _MERGE_MATERIALIZE_SOURCE, "none"):
         result = (
             store.delta_table(spark, table).alias("t")
             .merge(updates.alias("s"), condition)
@@ -180,8 +180,8 @@ def merge_revisions(
 
 
 @contextmanager
-def _session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    """Set a session configuration for the duration of one write."""
+def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set a Spark session configuration for the duration of a block (one write), then restore it."""
     previous = spark.conf.get(key, None)
     spark.conf.set(key, value)
     try:
@@ -201,7 +201,7 @@ def append_once(spark: SparkSession, store: TableStore, table: Table, rows: Data
     skips a write whose version is not newer. Give every stream its own writer id (see
     `Batch.writer`) and the batch id as version: a batch re-run after a crash appends once.
     """
-    with _session_conf(spark, _TXN_APP_ID, writer), _session_conf(spark, _TXN_VERSION, str(version)):
+    with session_conf(spark, _TXN_APP_ID, writer), session_conf(spark, _TXN_VERSION, str(version)):
         store.append(rows, table)
 
 
@@ -280,7 +280,8 @@ def process_new_rows(
     union = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), streams)
 
     def run_batch(rows: DataFrame, batch_id: int) -> None:
-        # The query is active while its batch runs; its id survives restarts from the checkpoint.
+        # The query is active while its batch runs (listed by the session that started it, not
+        # by the batch's own session); its id survives restarts from the checkpoint.
         query_id = next(str(q.id) for q in spark.streams.active if q.name == name)
         process(Batch(rows, batch_id, query_id))
 
