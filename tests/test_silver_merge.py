@@ -18,6 +18,7 @@ import pytest
 from fixtures.silver_bronze import bronze_row, carbon_entry, history, power_entry, utc, weather_csv
 
 from gridcast.medallion.silver import SilverSummary, refresh_silver
+from gridcast.medallion.upsert import append_once
 from gridcast.storage import LocalTableStore
 from gridcast.tables import (
     BRONZE_CARBON,
@@ -119,6 +120,7 @@ class Scenario:
     incremental: dict = field(default_factory=dict)
     full: dict = field(default_factory=dict)
     tracking_uri: str = ""
+    quarantine_after_replay: int = 0
 
 
 def _versions(spark, store) -> dict[str, int | None]:
@@ -160,6 +162,12 @@ def scenario(spark, tmp_path_factory) -> Scenario:
     result.rerun = refresh_silver(spark, store, checkpoints, run_id="run-3", progress=lambda _: None)
     result.versions_after_rerun = _versions(spark, store)
     result.incremental = _snapshot(spark, store)
+
+    # A quarantine batch written twice (a re-run after a crash) lands once.
+    one_row = store.read(spark, SILVER_QUARANTINE).limit(1).localCheckpoint()
+    for _ in range(2):
+        append_once(spark, store, SILVER_QUARANTINE, one_row, writer="a-stream:silver.quarantine", version=0)
+    result.quarantine_after_replay = store.read(spark, SILVER_QUARANTINE).count()
 
     full = LocalTableStore(root / "full")
     _bronze(spark, full)
@@ -273,3 +281,7 @@ def test_the_step_logs_lineage_to_mlflow(scenario):
     assert {name: tags_["delta_version"] for name, tags_ in inputs.items()} == {
         "bronze.power_data": "1", "bronze.carbon_data": "1", "bronze.weather_forecast_data": "1"}
     assert (run.data.metrics["quarantined"], run.data.metrics["energy.inserted"]) == (2.0, 4.0)
+
+
+def test_a_batch_appended_twice_to_quarantine_lands_once(scenario):
+    assert scenario.quarantine_after_replay == len(scenario.incremental["quarantine"][1]) + 1

@@ -508,15 +508,15 @@ class _SilverBatch:
     """The foreachBatch body: parse and judge every new bronze row, MERGE the good ones into
     energy and weather, append the rest to quarantine (one write per silver table)."""
 
-    def __init__(self, spark: SparkSession, store: TableStore, run_id: str, summary: SilverSummary,
-                 progress: Progress):
-        self.spark, self.store, self.run_id = spark, store, run_id
+    def __init__(self, store: TableStore, run_id: str, summary: SilverSummary, progress: Progress):
+        self.store, self.run_id = store, run_id
         self.summary, self.progress = summary, progress
         self.written: set[Table] = set()
 
     def __call__(self, batch: Batch) -> None:
         started = time.monotonic()
         rows = batch.rows
+        spark = rows.sparkSession
         source = F.col(SOURCE_COLUMN)
         parsed_power = parse_power_history(rows.filter(source == BRONZE_POWER.qualified_name))
         power = flatten_power_breakdown(parsed_power, neighbour_keys(parsed_power))
@@ -533,14 +533,14 @@ class _SilverBatch:
         if ok[BRONZE_POWER] or ok[BRONZE_CARBON]:
             good = [conform(checked[t].filter(passed()), ENERGY) if ok[t] else None for t in (BRONZE_POWER, BRONZE_CARBON)]
             self.summary.energy += merge_revisions(
-                self.spark, self.store, SILVER_ENERGY, energy_updates(*good),
+                spark, self.store, SILVER_ENERGY, energy_updates(*good),
                 groups=(POWER_GROUP, CARBON_GROUP), on_match=SEEN,
             )
             self.written.add(SILVER_ENERGY)
         if ok[BRONZE_WEATHER]:
             updates = weather_updates(conform(checked[BRONZE_WEATHER].filter(passed()), WEATHER))
             self.summary.weather += merge_revisions(
-                self.spark, self.store, SILVER_WEATHER, updates, groups=(WEATHER_GROUP,))
+                spark, self.store, SILVER_WEATHER, updates, groups=(WEATHER_GROUP,))
             self.written.add(SILVER_WEATHER)
         records = [
             quarantine_records(checked[t].filter(~passed()), SILVER_WEATHER if t is BRONZE_WEATHER else SILVER_ENERGY,
@@ -548,7 +548,7 @@ class _SilverBatch:
             for t in checked if failed[t]
         ]
         if records:
-            append_once(self.spark, self.store, SILVER_QUARANTINE, reduce(DataFrame.unionByName, records),
+            append_once(spark, self.store, SILVER_QUARANTINE, reduce(DataFrame.unionByName, records),
                         writer=batch.writer(SILVER_QUARANTINE), version=batch.id)
             self.written.add(SILVER_QUARANTINE)
             for table, count in failed.items():
@@ -589,7 +589,7 @@ def refresh_silver(
     summary = SilverSummary(missing=[t for t in BRONZE_SOURCES if not store.exists(spark, t)])
     if summary.missing:
         return summary
-    body = _SilverBatch(spark, store, run_id, summary, progress)
+    body = _SilverBatch(store, run_id, summary, progress)
     for table in SILVER_TABLES:
         if not store.exists(spark, table):
             store.ensure(spark, table)
