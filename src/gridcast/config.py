@@ -15,11 +15,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from omegaconf import DictConfig, OmegaConf
 
+from gridcast.errors import GridcastError
+
 HORIZON_RANGE = (1, 72)
 GROUPS = ("zone", "source", "storage")
 
 
-class ConfigError(ValueError):
+class ConfigError(GridcastError, ValueError):
     """A configuration value is invalid; the message says which and what is allowed."""
 
 

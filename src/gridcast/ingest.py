@@ -19,6 +19,7 @@ from typing import Callable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from gridcast.errors import GridcastError
 from gridcast.config import ZoneConfig
 from gridcast.sources import SourceSession
 from gridcast.sources.http import ApiResponse, RetriesExhaustedError
@@ -28,7 +29,7 @@ from gridcast.tables import BRONZE_CARBON, BRONZE_POWER, BRONZE_TABLES, BRONZE_W
 Progress = Callable[[str], None]
 
 
-class IngestIncompleteError(RuntimeError):
+class IngestIncompleteError(GridcastError, RuntimeError):
     """Some requests failed after every retry; what did arrive was still written."""
 
 

@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from gridcast.errors import GridcastError
+
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 _VERSIONED_JAR = re.compile(r"^(?P<name>.+?)-\d[^-]*(?:-[A-Za-z0-9.]+)?\.jar$")
 
 
-class DeltaJarsError(RuntimeError):
+class DeltaJarsError(GridcastError, RuntimeError):
     """Delta Lake's JARs are not available and could not be fetched."""
 
 

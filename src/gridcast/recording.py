@@ -34,6 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from gridcast.errors import GridcastError
+
 FORMAT_NAME = "gridcast-replay"
 FORMAT_VERSION = 1
 HOUR_S = 3600
@@ -72,7 +74,7 @@ _LOCATION_KEYS = frozenset(
 )
 
 
-class RecordingError(ValueError):
+class RecordingError(GridcastError, ValueError):
     """A recording (or data-portal file) is missing, malformed or inconsistent.
 
     The message starts with the offending path.

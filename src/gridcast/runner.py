@@ -1,8 +1,8 @@
 """What every step's `main` shares: overrides in, config validated, errors out as clean messages.
 
-User errors (bad config or recording, missing or rejected credentials, missing JARs, incomplete
-ingest) print
-one clear line and exit non-zero without a stack trace; bugs still show theirs.
+User errors (every `gridcast.errors.GridcastError`: bad config or recording, missing or rejected
+credentials, missing JARs, incomplete ingest, ...) print one clear line and exit non-zero without
+a stack trace; bugs still show theirs.
 """
 
 from __future__ import annotations
@@ -12,18 +12,10 @@ import sys
 from typing import Callable, Sequence
 
 from gridcast.config import ConfigError, GridcastConfig, load_config
-from gridcast.ingest import IngestIncompleteError
-from gridcast.jars import DeltaJarsError
-from gridcast.recording import RecordingError
-from gridcast.sources.http import SourceError
-from gridcast.sources.secrets import MissingSecretError
+from gridcast.errors import GridcastError
 
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
-
-USER_ERRORS: tuple[type[Exception], ...] = (
-    SourceError, MissingSecretError, DeltaJarsError, IngestIncompleteError, RecordingError,
-)
 
 
 def parse_overrides(argv: Sequence[str]) -> list[str]:
@@ -45,7 +37,7 @@ def run_step(step: str, body: Callable[[GridcastConfig], None], argv: Sequence[s
         return EXIT_CONFIG
     try:
         body(cfg)
-    except USER_ERRORS as error:
+    except GridcastError as error:
         print(f"error: {step} failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     return 0

@@ -48,6 +48,7 @@ from pyspark.sql.types import (
 )
 
 from gridcast.config import Location, ZoneConfig
+from gridcast.errors import GridcastError
 from gridcast.medallion.calendar import add_calendar_features, holiday_calendar
 from gridcast.medallion.upsert import session_conf
 from gridcast.storage import TableStore
@@ -97,7 +98,7 @@ HourRange = tuple[int, int]  # inclusive (first, last) hours since the epoch
 Progress = Callable[[str], None]
 
 
-class SilverContractError(ValueError):
+class SilverContractError(GridcastError, ValueError):
     """A silver frame lacks columns gold is built from."""
 
 

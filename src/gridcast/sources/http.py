@@ -19,6 +19,7 @@ from typing import Callable, Mapping
 
 import requests
 
+from gridcast.errors import GridcastError
 from gridcast.sources.secrets import Secret, SecretSpec, scrub
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -45,7 +46,7 @@ if not any(isinstance(f, _RedactQuerySecrets) for f in _URLLIB3_LOGGER.filters):
     _URLLIB3_LOGGER.addFilter(_RedactQuerySecrets())
 
 
-class SourceError(RuntimeError):
+class SourceError(GridcastError, RuntimeError):
     """A request to an upstream API failed for good."""
 
 

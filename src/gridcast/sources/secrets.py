@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from gridcast.errors import GridcastError
+
 DATABRICKS_SCOPE = "APIs"
 
 
@@ -33,7 +35,7 @@ ELECTRICITYMAPS = SecretSpec("Electricity Maps", "ELECTRICITYMAPS_TOKEN", "elect
 VISUALCROSSING = SecretSpec("Visual Crossing", "VISUALCROSSING_TOKEN", "vissualcrossing-token")
 
 
-class MissingSecretError(RuntimeError):
+class MissingSecretError(GridcastError, RuntimeError):
     """No token was found for a provider."""
 
 
