@@ -339,10 +339,8 @@ def build_frame(
 
     for back in TARGET_HISTORY_HOURS:
         features[f"ci_target_m{back}"] = ci.known(target_hour - back, rank[:, None])
-    days = np.arange(1, settings.same_hour_search_days + 1, dtype=np.int64)
-    same_hour = ci.known(target_hour[:, :, None] - 24 * days, rank[:, None, None])  # (T, H, D)
     features["ci_same_hour_last_day"], features["ci_same_hour_mean_7d"] = _same_hour(
-        same_hour, settings.same_hour_days
+        ci, target_hour, rank[:, None], settings
     )
 
     window = ci.known(last[:, None] - np.arange(max(ROLLING_HOURS))[None, :], rank[:, None])
@@ -381,18 +379,24 @@ def build_frame(
     return pd.DataFrame(frame)
 
 
-def _same_hour(values: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """From same-hour values ordered newest day first (NaN = not known), the newest known one
-    and the mean of the `count` newest known ones."""
-    known = ~np.isnan(values)
-    any_known = known.any(axis=-1)
-    newest = np.take_along_axis(values, known.argmax(axis=-1)[..., None], axis=-1)[..., 0]
-    chosen = known & (np.cumsum(known, axis=-1) <= count)
-    total = np.where(chosen, values, 0.0).sum(axis=-1)
-    n = chosen.sum(axis=-1)
+def _same_hour(ci: _Column, target_hour: np.ndarray, rank: np.ndarray,
+               settings: FrameSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The newest known value among the target's hour of day on the previous days, and the mean
+    of the `same_hour_days` newest known ones. One pass per day back (a handful, not per row)
+    keeps memory at one (issue hour x horizon) array per running aggregate."""
+    newest = np.full(target_hour.shape, np.nan)
+    total = np.zeros(target_hour.shape)
+    count = np.zeros(target_hour.shape, dtype=np.int64)
+    for day in range(1, settings.same_hour_search_days + 1):
+        value = ci.known(target_hour - 24 * day, rank)
+        known = ~np.isnan(value)
+        newest = np.where(np.isnan(newest), value, newest)
+        taken = known & (count < settings.same_hour_days)
+        total += np.where(taken, value, 0.0)
+        count += taken
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, total / n, np.nan)
-    return np.where(any_known, newest, np.nan), mean
+        mean = np.where(count > 0, total / count, np.nan)
+    return newest, mean
 
 
 def _rolling(window: np.ndarray, hours: int) -> dict[str, np.ndarray]:
