@@ -56,7 +56,8 @@ def load_inputs(end: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
     for location in ZONE.locations:
         prefix = location_prefix(location.name)
         forecast = _read(RECORDING / "weather" / f"{prefix}.fcst.csv.gz")
-        forecast = forecast.loc[forecast["issued_at"] < end, ["issued_at", "datetime", *WEATHER_VARIABLES]]
+        columns = ["issued_at", "datetime", *WEATHER_VARIABLES]
+        forecast = forecast.loc[forecast["issued_at"] < end, columns]
         forecast = forecast.rename(columns={v: f"{prefix}_{v}" for v in WEATHER_VARIABLES})
         vintages = forecast if vintages is None else vintages.merge(
             forecast, on=["issued_at", "datetime"], how="outer")
@@ -93,7 +94,8 @@ def main() -> int:
           f"({len(issue_hours):,} issue hours x {args.horizon} horizons), "
           f"{frame.memory_usage(deep=True).sum() / 2**20:.0f} MiB")
     print(f"build_frame: best {min(timings):.2f} s, all {', '.join(f'{t:.2f}' for t in timings)} s")
-    print(f"peak traced memory during build: {peak / 2**20:.0f} MiB; process peak RSS {rss_mb:.0f} MiB")
+    print(f"peak traced memory during build: {peak / 2**20:.0f} MiB; "
+          f"process peak RSS {rss_mb:.0f} MiB")
     print(f"weather missing: {frame['weather_missing'].mean():.1%} of rows; "
           f"target null: {frame['target'].isna().mean():.1%}")
     target_s = 20.0

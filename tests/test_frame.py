@@ -58,7 +58,8 @@ def vintage(fetched: pd.Timestamp, first: int, last: int, temp: float) -> pd.Dat
                          "athens_temp": [temp + i / 1000 for i in hours]})
 
 
-def frame(revisions: pd.DataFrame, *issued: pd.Timestamp, horizon: int = 24, **kwargs) -> pd.DataFrame:
+def frame(revisions: pd.DataFrame, *issued: pd.Timestamp, horizon: int = 24,
+          **kwargs) -> pd.DataFrame:
     return build_frame(revisions, zone=ZONE, issue_hours=pd.DatetimeIndex(list(issued)),
                        horizon=horizon, **kwargs)
 
@@ -144,7 +145,8 @@ def test_target_hour_history_is_nan_where_still_in_the_future():
     result = frame(history(hours=300), T0, horizon=30)
     first, late = row(result, T0, 1), row(result, T0, 30)
     # h = 1: t = 201, so 177, 153 and 33
-    assert (first["ci_target_m24"], first["ci_target_m48"], first["ci_target_m168"]) == (277, 253, 133)
+    history_of_target = [first[f"ci_target_m{k}"] for k in (24, 48, 168)]
+    assert history_of_target == [277, 253, 133]
     # h = 30: t = 230, t - 24 = 206 is after T0
     assert math.isnan(late["ci_target_m24"]) and late["ci_target_m48"] == 282
 
@@ -179,7 +181,8 @@ def test_rolling_windows_skip_gaps_instead_of_filling_them():
     values = [v for v in range(276, 300) if v not in (290, 291)]
     assert result["ci_mean_24h"] == pytest.approx(np.mean(values))
     assert result["ci_std_24h"] == pytest.approx(np.std(values, ddof=1))
-    assert math.isnan(row(frame(history(skip=(190,)), T0 - 9 * HOUR), T0 - 9 * HOUR, 1)["ci_lag_1h"])
+    after_gap = T0 - 9 * HOUR  # hour 191: its lag 1 h is the missing hour 190, not hour 189
+    assert math.isnan(row(frame(history(skip=(190,)), after_gap), after_gap, 1)["ci_lag_1h"])
 
 
 def test_hours_not_yet_published_move_the_last_known_hour_back():
@@ -257,7 +260,8 @@ def test_scoring_rows_at_the_newest_issue_hour_have_no_target():
 def test_rows_of_an_issue_hour_are_the_same_in_a_range_and_alone():
     revisions = history()
     alone = frame(revisions, T0, horizon=48)
-    in_range = frame(revisions, *pd.date_range(T0 - 30 * HOUR, T0 + 30 * HOUR, freq="h"), horizon=48)
+    issued = pd.date_range(T0 - 30 * HOUR, T0 + 30 * HOUR, freq="h")
+    in_range = frame(revisions, *issued, horizon=48)
     pd.testing.assert_frame_equal(rows_for(in_range, T0, drop=()), rows_for(alone, T0, drop=()))
 
 
@@ -277,7 +281,8 @@ def test_issue_hours_before_any_data_give_null_features_not_errors():
 
 def test_build_is_deterministic_whatever_the_input_row_order():
     revisions = pd.concat([history(skip=(150, 190)), revision(199, T0 - HOUR, 999.0)])
-    vintages = pd.concat([vintage(T0 - 6 * HOUR, 195, 230, 10.0), vintage(T0 - 3 * HOUR, 198, 210, 20.0)])
+    vintages = pd.concat([vintage(T0 - 6 * HOUR, 195, 230, 10.0),
+                          vintage(T0 - 3 * HOUR, 198, 210, 20.0)])
     issued = pd.date_range(T0 - 48 * HOUR, T0 + 20 * HOUR, freq="h")
     first = build_frame(revisions, zone=ZONE, issue_hours=issued, horizon=24, vintages=vintages)
     shuffled = build_frame(revisions.sample(frac=1, random_state=3), zone=ZONE,
@@ -288,7 +293,7 @@ def test_build_is_deterministic_whatever_the_input_row_order():
                                                      horizon=24, vintages=vintages))
 
 
-# --- leak canaries: what becomes known after T never changes T's rows ------------------------------
+# --- leak canaries: what becomes known after T never changes T's rows --------------------------
 
 def _later_revision(revisions, vintages):
     return pd.concat([revisions, revision(199, T0 + pd.Timedelta(minutes=1), 5000.0)]), vintages
@@ -457,8 +462,10 @@ def test_duplicate_observation_hours_are_refused():
 
 
 def test_settings_from_mapping_and_their_errors():
-    settings = FrameSettings.from_mapping({"weather_fallback": "observations",
-                                           "mix_columns": ["production_wind"], "same_hour_days": "5"})
+    settings = FrameSettings.from_mapping({
+        "weather_fallback": "observations", "mix_columns": ["production_wind"],
+        "same_hour_days": "5",
+    })
     assert settings == FrameSettings(weather_fallback="observations",
                                      mix_columns=("production_wind",), same_hour_days=5)
     assert FrameSettings.from_mapping(None) == FrameSettings()
@@ -466,5 +473,17 @@ def test_settings_from_mapping_and_their_errors():
         FrameSettings.from_mapping({"weather_fallbak": "none"})
     with pytest.raises(FrameError, match="weather_fallback must be one of observations, none"):
         FrameSettings.from_mapping({"weather_fallback": "forecast"})
-    with pytest.raises(FrameError, match="same_hour_search_days .* must be >= frame.same_hour_days"):
+    with pytest.raises(FrameError, match="search_days .* must be >= frame.same_hour_days"):
         FrameSettings(same_hour_days=20)
+
+
+def test_an_empty_history_gives_null_features_and_targets():
+    empty = history().iloc[0:0]
+    result = frame(empty, T0, horizon=3)
+    assert len(result) == 3 and result["target"].isna().all() and result["ci_last"].isna().all()
+    assert result["ci_same_hour_mean_7d"].isna().all()
+
+
+def test_mix_columns_absent_from_the_revisions_get_no_last_column():
+    result = frame(history().drop(columns=["renewable_percentage"]), T0)
+    assert not [c for c in result.columns if c.endswith("_last") and c != "ci_last"]

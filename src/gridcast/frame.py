@@ -160,7 +160,9 @@ def _require(df: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
         raise FrameError(f"{name} lacks required column(s): {', '.join(missing)}")
 
 
-def _utc_ns(values: pd.Series | pd.DatetimeIndex, name: str, column: str, hourly: bool) -> np.ndarray:
+def _utc_ns(
+    values: pd.Series | pd.DatetimeIndex, name: str, column: str, hourly: bool
+) -> np.ndarray:
     """Epoch nanoseconds of a tz-aware datetime column; naive, null or (if `hourly`) non-whole-hour
     values are errors naming the column."""
     if not isinstance(values.dtype, pd.DatetimeTZDtype):
@@ -174,6 +176,11 @@ def _utc_ns(values: pd.Series | pd.DatetimeIndex, name: str, column: str, hourly
         bad = as_utc[np.flatnonzero(ns % _NS_PER_HOUR != 0)[0]]
         raise FrameError(f"{name}.{column} must be whole hours, got {bad}")
     return ns
+
+
+def _hours(df: pd.DataFrame, name: str) -> np.ndarray:
+    """Whole hours since the epoch of a frame's `datetime` column."""
+    return _utc_ns(df["datetime"], name, "datetime", hourly=True) // _NS_PER_HOUR
 
 
 def _for_zone(df: pd.DataFrame, zone: ZoneConfig) -> pd.DataFrame:
@@ -219,13 +226,15 @@ class _AsKnown:
         """Positions (into the original rows) of the newest row of each hour with a rank <= the
         given rank; `_NO_ROW` where there is none. Broadcasts `hours` against `ranks`."""
         hours, ranks = np.broadcast_arrays(hours, ranks)
+        if not len(self.keys):
+            return np.full(hours.shape, _NO_ROW, dtype=np.int64)
         inside = (hours >= self.first_hour) & (hours <= self.last_hour)
-        clipped = np.clip(hours, self.first_hour, max(self.first_hour, self.last_hour))
+        clipped = np.clip(hours, self.first_hour, self.last_hour)
         query = (clipped - self.first_hour) * self.width + ranks
         position = np.searchsorted(self.keys, query.ravel(), side="right").reshape(query.shape) - 1
         safe = np.maximum(position, 0)
-        found = inside & (position >= 0) & (self.hours[safe] == hours) if len(self.keys) else inside & False
-        return np.where(found, self.order[safe] if len(self.keys) else _NO_ROW, _NO_ROW)
+        found = inside & (position >= 0) & (self.hours[safe] == hours)
+        return np.where(found, self.order[safe], _NO_ROW)
 
     def latest_hour(self, as_of_ns: np.ndarray) -> np.ndarray:
         """The newest hour with a row known at each instant, as float (NaN: none known)."""
@@ -258,7 +267,7 @@ class _Column:
         return _take(self.values, self.index.row(hours, ranks))
 
 
-# --- the frame -------------------------------------------------------------------------------------
+# --- the frame ---------------------------------------------------------------------------------
 
 def build_frame(
     revisions: pd.DataFrame,
@@ -292,15 +301,18 @@ def build_frame(
             1..72, a duplicate observation hour.
     """
     low, high = HORIZON_RANGE
-    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or not low <= horizon <= high:
+    is_integer = isinstance(horizon, (int, np.integer)) and not isinstance(horizon, bool)
+    if not is_integer or not low <= horizon <= high:
         raise FrameError(f"horizon must be an integer between {low} and {high}, got {horizon!r}")
     horizon = int(horizon)
     if not isinstance(issue_hours, pd.DatetimeIndex):
-        raise FrameError(f"issue_hours must be a pandas DatetimeIndex, got {type(issue_hours).__name__}")
+        raise FrameError(
+            f"issue_hours must be a pandas DatetimeIndex, got {type(issue_hours).__name__}"
+        )
     issued_ns = np.unique(_utc_ns(issue_hours, "issue_hours", "issue_hours", hourly=True))
     _require(revisions, REVISION_COLUMNS, "revisions")
     revisions = _for_zone(revisions, zone)
-    revision_hours = _utc_ns(revisions["datetime"], "revisions", "datetime", hourly=True) // _NS_PER_HOUR
+    revision_hours = _hours(revisions, "revisions")
     available_ns = _utc_ns(revisions["available_at"], "revisions", "available_at", hourly=False)
     tiebreak = (
         _utc_ns(revisions["updated_at"], "revisions", "updated_at", hourly=False)
@@ -430,7 +442,7 @@ def _weather(
         _require(vintages, VINTAGE_COLUMNS, "vintages")
         vintages = _for_zone(vintages, zone)
         fetched_ns = _utc_ns(vintages["fetched_at"], "vintages", "fetched_at", hourly=False)
-        hours = _utc_ns(vintages["datetime"], "vintages", "datetime", hourly=True) // _NS_PER_HOUR
+        hours = _hours(vintages, "vintages")
         index = _AsKnown(hours, fetched_ns, np.zeros(len(hours), dtype=np.int64))
         rows = index.row(target_hour, index.rank(issued_ns)[:, None])
         found = rows != _NO_ROW
@@ -443,7 +455,7 @@ def _weather(
     if settings.weather_fallback == "observations" and observations is not None:
         _require(observations, OBSERVATION_COLUMNS, "observations")
         observations = _for_zone(observations, zone)
-        hours = _utc_ns(observations["datetime"], "observations", "datetime", hourly=True) // _NS_PER_HOUR
+        hours = _hours(observations, "observations")
         if len(np.unique(hours)) != len(hours):
             raise FrameError("observations.datetime has duplicate hours; pass one row per hour")
         order = np.argsort(hours)
