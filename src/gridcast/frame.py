@@ -161,20 +161,21 @@ def _require(df: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
 
 
 def _utc_ns(
-    values: pd.Series | pd.DatetimeIndex, name: str, column: str, hourly: bool
+    values: pd.Series | pd.DatetimeIndex, name: str, column: str | None, hourly: bool
 ) -> np.ndarray:
     """Epoch nanoseconds of a tz-aware datetime column; naive, null or (if `hourly`) non-whole-hour
-    values are errors naming the column."""
+    values are errors naming the input and column."""
+    label = name if column is None else f"{name}.{column}"
     if not isinstance(values.dtype, pd.DatetimeTZDtype):
         kind = "naive datetimes" if pd.api.types.is_datetime64_dtype(values.dtype) else values.dtype
-        raise FrameError(f"{name}.{column} must be tz-aware UTC datetimes, got {kind}")
+        raise FrameError(f"{label} must be tz-aware UTC datetimes, got {kind}")
     as_utc = (values.dt if isinstance(values, pd.Series) else values).tz_convert("UTC")
     if pd.isna(as_utc).any():
-        raise FrameError(f"{name}.{column} has null values")
+        raise FrameError(f"{label} has null values")
     ns = np.asarray(as_utc.astype("datetime64[ns, UTC]").astype("int64"), dtype=np.int64)
     if hourly and (ns % _NS_PER_HOUR != 0).any():
         bad = as_utc[np.flatnonzero(ns % _NS_PER_HOUR != 0)[0]]
-        raise FrameError(f"{name}.{column} must be whole hours, got {bad}")
+        raise FrameError(f"{label} must be whole hours, got {bad}")
     return ns
 
 
@@ -309,7 +310,7 @@ def build_frame(
         raise FrameError(
             f"issue_hours must be a pandas DatetimeIndex, got {type(issue_hours).__name__}"
         )
-    issued_ns = np.unique(_utc_ns(issue_hours, "issue_hours", "issue_hours", hourly=True))
+    issued_ns = np.unique(_utc_ns(issue_hours, "issue_hours", None, hourly=True))
     _require(revisions, REVISION_COLUMNS, "revisions")
     revisions = _for_zone(revisions, zone)
     revision_hours = _hours(revisions, "revisions")
