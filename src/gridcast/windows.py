@@ -74,10 +74,12 @@ class RecommendSettings:
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None) -> RecommendSettings:
         """Settings from a plain mapping (Hydra's `recommend` group); unknown keys are an error."""
-        return _from_mapping(cls, mapping, "recommend")
+        return settings_from_mapping(cls, mapping, "recommend")
 
 
-def _from_mapping(cls: type, mapping: Mapping[str, Any] | None, group: str) -> Any:
+def settings_from_mapping(cls: type, mapping: Mapping[str, Any] | None, group: str) -> Any:
+    """`cls(**mapping)` for a frozen settings dataclass; a key it lacks is a ConfigError naming
+    the valid ones (a typo in an override must not be ignored silently)."""
     values = dict(mapping or {})
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
