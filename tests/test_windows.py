@@ -73,6 +73,13 @@ def test_fractional_duration_weights_the_last_hour_by_its_fraction():
     assert windows["p90"].tolist() == pytest.approx([m + 20 for m in expected])
 
 
+def test_a_65_minute_window_ends_exactly_65_minutes_after_its_start():
+    # 65 / 60 h is not exact in binary: as a Timedelta it is 1 ns short of 65 minutes.
+    rec = recommend_windows(predictions(), zone="GR", duration_h=65 / 60)
+    assert rec.run_now.end == T0 + pd.Timedelta(minutes=65)
+    assert json.loads(rec.to_json())["run_now"]["end"] == "2025-03-11T01:05:00Z"
+
+
 def test_windows_tied_with_the_last_reported_one_are_kept_beyond_top():
     rec = recommend_windows(predictions(), zone="GR", duration_h=1, top=1)
     assert starts_and_means(rec) == [("02:00", 100.0), ("03:00", 100.0)]

@@ -237,11 +237,16 @@ def _span(forecast: pd.DataFrame, duration_h: float, earliest: Any, deadline: An
     # Hours before the forecast's first hour cannot be scored, and a job cannot start in the
     # past anyway: an early `earliest` means "as soon as the forecast allows".
     start = max(start, first)
-    if stop - start < pd.Timedelta(hours=duration_h):
+    if stop - start < _length(duration_h):
         raise WindowError(
             f"the window {iso_z(start)} to {iso_z(stop)} is shorter than the {duration_h:g} h "
             "duration", parameter="duration_h")
     return _Span(start, stop)
+
+
+def _length(duration_h: float) -> pd.Timedelta:
+    # To the second: 20 minutes is 0.333... hours, which would otherwise end 1 ns early.
+    return pd.Timedelta(hours=duration_h).round("1s")
 
 
 def _weights(duration_h: float) -> np.ndarray:
@@ -274,7 +279,7 @@ def candidate_windows(forecast: pd.DataFrame, *, duration_h: float, earliest: An
     p50 = forecast["prediction"].to_numpy(dtype=float)
     p10 = forecast["p10"].to_numpy(dtype=float)
     p90 = forecast["p90"].to_numpy(dtype=float)
-    length = pd.Timedelta(hours=duration_h)
+    length = _length(duration_h)
     rows = []
     for first in range(len(forecast)):
         start = hours.iloc[first]
