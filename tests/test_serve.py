@@ -111,6 +111,8 @@ def test_an_unencoded_plus_offset_in_the_query_is_read_as_an_offset(base_url):
     ({"location": "GR", "dataStartAt": "yesterday"}, "dataStartAt",
      "cannot read 'yesterday' as an ISO-8601 time"),
     ({"location": "GR", "dataEndAt": "2025-13-01T00:00:00Z"}, "dataEndAt", "cannot read"),
+    # pandas would read "now" as the local wall clock, then taken for UTC.
+    ({"location": "GR", "dataStartAt": "now"}, "dataStartAt", "cannot read 'now'"),
     ({"location": "GR", "windowSize": 0}, "windowSize", "more than 0 minutes, got 0"),
     ({"location": "GR", "windowSize": -30}, "windowSize", "more than 0 minutes, got -30"),
     ({"location": "GR", "windowSize": "1h"}, "windowSize", "whole number of minutes, got '1h'"),
@@ -155,7 +157,8 @@ def test_no_predictions_at_all_is_a_404_even_without_configured_zones(serve):
 def test_without_configured_zones_the_zones_with_predictions_are_the_known_ones(serve):
     base_url = serve(GR, zones=())
     problem = get(base_url, location="DE").json()
-    assert (problem["status"], problem["detail"]) == (400, "unknown location 'DE'; choose one of: GR")
+    assert (problem["status"], problem["detail"]) == (
+        400, "unknown location 'DE'; choose one of: GR")
 
 
 def test_an_unknown_path_is_a_404_problem(base_url):
@@ -185,7 +188,8 @@ def test_a_failing_provider_is_a_500_problem_that_does_not_leak_the_error(serve)
 def test_two_model_versions_in_the_newest_forecast_are_a_500_telling_which_setting_to_set(serve):
     both = pd.concat([GR, predictions(version="4")], ignore_index=True)
     problem = get(serve(both), location="GR").json()
-    assert (problem["status"], problem["type"]) == (500, "urn:gridcast:problem:forecast-unavailable")
+    assert (problem["status"], problem["type"]) == (
+        500, "urn:gridcast:problem:forecast-unavailable")
     assert "model versions 3, 4; pass model_version" in problem["detail"]
 
 

@@ -157,6 +157,7 @@ def test_windows_over_a_missing_forecast_hour_are_not_candidates():
      "earliest 2025-03-11T04:00:00Z is after the deadline 2025-03-11T03:00:00Z"),
     ({"duration_h": 1, "earliest": "2025-03-11T04:00:00"}, "earliest", "has no time zone"),
     ({"duration_h": 1, "deadline": "tomorrow-ish"}, "deadline", "cannot read 'tomorrow-ish'"),
+    ({"duration_h": 1, "earliest": "now"}, "earliest", "cannot read 'now' as an ISO-8601"),
     ({"duration_h": 1, "top": 0}, "top", "top must be at least 1"),
 ])
 def test_bad_window_requests_raise_window_error_naming_the_parameter(kwargs, parameter, message):

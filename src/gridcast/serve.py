@@ -36,7 +36,7 @@ from gridcast.windows import (
     iso_z,
     latest_forecast,
     optimal_windows,
-    to_utc,
+    parse_iso_time,
 )
 
 log = logging.getLogger(__name__)
@@ -115,12 +115,8 @@ def _time(query: Mapping[str, list[str]], name: str) -> pd.Timestamp | None:
     raw = _single(query, name)
     if raw is None or raw == "":
         return None
-    text = _SPACE_OFFSET.sub(r"+\1", raw.strip())
-    try:
-        stamp = pd.Timestamp(text)
-    except (ValueError, TypeError):
-        stamp = pd.NaT
-    if stamp is pd.NaT:
+    stamp = parse_iso_time(_SPACE_OFFSET.sub(r"+\1", raw.strip()))
+    if stamp is None:
         raise _bad(name, f"{name}: cannot read {raw!r} as an ISO-8601 time, "
                          "e.g. 2025-03-11T06:00:00Z")
     # The SDK reads a time without an offset as UTC too (its examples are all UTC).
@@ -134,7 +130,8 @@ def _window_minutes(query: Mapping[str, list[str]]) -> int:
     try:
         minutes = int(raw)
     except ValueError:
-        raise _bad("windowSize", f"windowSize must be a whole number of minutes, got {raw!r}")
+        raise _bad("windowSize",
+                   f"windowSize must be a whole number of minutes, got {raw!r}") from None
     if minutes <= 0:
         raise _bad("windowSize", f"windowSize must be more than 0 minutes, got {minutes}")
     return minutes

@@ -84,8 +84,8 @@ def settings_from_mapping(cls: type, mapping: Mapping[str, Any] | None, group: s
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(
-            f"unknown {group} setting(s) {', '.join(unknown)}; choose from: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown {group} setting(s) {', '.join(unknown)}; "
+                          f"choose from: {', '.join(sorted(known))}")
     return cls(**values)
 
 
@@ -158,14 +158,21 @@ def _json_float(value: float | None) -> float | None:
     return float(value)
 
 
+def parse_iso_time(text: str) -> pd.Timestamp | None:
+    """An ISO-8601 time (`Z` or an offset allowed), or None if `text` is not one.
+
+    Stricter than `pd.Timestamp(text)`, which also reads "now" and "today" as the local clock.
+    """
+    try:
+        return pd.Timestamp(datetime.fromisoformat(text.strip()))
+    except ValueError:
+        return None
+
+
 def to_utc(value: str | datetime | pd.Timestamp, parameter: str) -> pd.Timestamp:
     """An aware UTC timestamp; a naive value is refused rather than guessed (local or UTC?)."""
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise WindowError(f"{parameter}: cannot read {value!r} as an ISO-8601 time",
-                          parameter=parameter) from exc
-    if stamp is pd.NaT:
+    stamp = parse_iso_time(value) if isinstance(value, str) else pd.Timestamp(value)
+    if stamp is None or stamp is pd.NaT:
         raise WindowError(f"{parameter}: cannot read {value!r} as an ISO-8601 time",
                           parameter=parameter)
     if stamp.tzinfo is None:
