@@ -293,8 +293,9 @@ def candidate_windows(forecast: pd.DataFrame, *, duration_h: float, earliest: An
         covered = slice(first, first + len(weights))
         if start < span.earliest or start + length > span.deadline:
             continue
-        if covered.stop > len(forecast) or hours.iloc[covered.stop - 1] != start + (
-                len(weights) - 1) * HOUR or np.isnan(p50[covered]).any():
+        last_hour = start + (len(weights) - 1) * HOUR
+        contiguous = covered.stop <= len(forecast) and hours.iloc[covered.stop - 1] == last_hour
+        if not contiguous or np.isnan(p50[covered]).any():
             continue  # a gap in the forecast: this window cannot be scored
         rows.append({"start": start, "end": start + length,
                      "mean_intensity": float(p50[covered] @ weights / duration_h),
