@@ -757,11 +757,16 @@ def plot_error_over_time(
                          label=f"training MAE {training_mae:.1f}")
         if "status" in rolling.columns:
             for start in rolling.loc[rolling["status"] == STATUS_DEGRADED, "window_end"]:
-                axes.axvspan(start - _ONE_DAY, start, color="tab:red", alpha=0.12, linewidth=0)
+                # Centred on the window's point, which sits at its last day.
+                day = start - _ONE_DAY
+                axes.axvspan(day - _ONE_DAY / 2, day + _ONE_DAY / 2, color="tab:red", alpha=0.12,
+                             linewidth=0)
         axes.legend(loc="upper left", fontsize=8)
         figure.autofmt_xdate()
     else:
         axes.text(0.5, 0.5, "no actuals yet", ha="center", va="center", transform=axes.transAxes)
+        axes.set_xticks([])
+        axes.set_yticks([])
     axes.set_title(f"Forecast error over time ({zones})")
     axes.set_xlabel("day (UTC)")
     axes.set_ylabel("MAE (gCO₂eq/kWh)")
@@ -800,6 +805,8 @@ def plot_recent(joined: pd.DataFrame, path: str | Path, days: int = 3, *,
     axes = figure.subplots()
     if frame.empty:
         axes.text(0.5, 0.5, "no predictions", ha="center", va="center", transform=axes.transAxes)
+        axes.set_xticks([])
+        axes.set_yticks([])
     else:
         end = frame["datetime"].max()
         recent = frame.loc[frame["datetime"] > end - days * _ONE_DAY]
