@@ -53,7 +53,8 @@ def prediction(target: str, horizon: int, value: float, *, p10: float | None = N
 
 
 def actual(hour: str, value: float, *, estimated: bool = False, zone: str = "GR") -> dict:
-    return {"zone": zone, "datetime": ts(hour), "carbon_intensity": value, "is_estimated": estimated}
+    return {"zone": zone, "datetime": ts(hour), "carbon_intensity": value,
+            "is_estimated": estimated}
 
 
 def frames(predictions: list[dict], actuals: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -62,7 +63,8 @@ def frames(predictions: list[dict], actuals: list[dict]) -> tuple[pd.DataFrame, 
 
 
 def daily_joined(model_errors: list[float], baseline_errors: list[float] | None = None,
-                 *, start: str = "2025-06-01", missing_actual_days: tuple[int, ...] = ()) -> pd.DataFrame:
+                 *, start: str = "2025-06-01",
+                 missing_actual_days: tuple[int, ...] = ()) -> pd.DataFrame:
     """One prediction per day (12:00, horizon 1) with actual 100 and the given errors."""
     baseline_errors = baseline_errors or [50.0] * len(model_errors)
     rows, actuals = [], []
@@ -141,7 +143,8 @@ def test_join_rejects_naive_datetimes():
 
 def test_join_rejects_two_actuals_for_one_hour():
     predictions, actuals = frames([prediction("2025-06-01 10:00", 1, 110.0)],
-                                  [actual("2025-06-01 10:00", 100.0), actual("2025-06-01 10:00", 99.0)])
+                                  [actual("2025-06-01 10:00", 100.0),
+                                   actual("2025-06-01 10:00", 99.0)])
     with pytest.raises(MonitoringInputError, match="one row per zone and hour"):
         join_actuals(predictions, actuals)
 
@@ -213,7 +216,8 @@ def test_mape_leaves_out_zero_actuals():
 def test_rolling_window_pools_the_days_ending_at_each_day():
     metrics = window_metrics(daily_joined([10.0, 20.0, 40.0]), rolling_days=2)
     rolling = metrics.loc[(metrics["window_kind"] == "rolling_2d") & (metrics["horizon"] == 0)]
-    assert rolling["window_start"].tolist() == [ts("2025-05-31"), ts("2025-06-01"), ts("2025-06-02")]
+    assert rolling["window_start"].tolist() == [
+        ts("2025-05-31"), ts("2025-06-01"), ts("2025-06-02")]
     assert rolling["window_end"].tolist() == [ts("2025-06-02"), ts("2025-06-03"), ts("2025-06-04")]
     assert rolling["mae"].tolist() == pytest.approx([10.0, 15.0, 30.0])
     assert rolling["n_predictions"].tolist() == [1, 2, 2]
@@ -416,7 +420,8 @@ def test_psi_needs_values_on_both_sides():
 def test_feature_drift_labels_each_feature_against_the_training_window():
     rng = np.random.default_rng(4)
     reference = pd.DataFrame({"ci_last": rng.normal(400, 50, 3000),
-                              "target": rng.normal(400, 50, 3000), "athens_temp": rng.normal(20, 5, 3000)})
+                              "target": rng.normal(400, 50, 3000),
+                              "athens_temp": rng.normal(20, 5, 3000)})
     current = pd.DataFrame({"ci_last": rng.normal(400, 50, 500), "target": rng.normal(480, 50, 500),
                             "athens_temp": [math.nan] * 500})
     drift = feature_drift(reference, current, ["ci_last", "target", "athens_temp"])
@@ -495,3 +500,20 @@ def test_plots_are_written_as_png(tmp_path):
 def test_error_plot_without_actuals_still_writes_a_png(tmp_path):
     metrics = window_metrics(daily_joined([5.0], missing_actual_days=(0,)))
     assert _png_size(plot_error_over_time(metrics, tmp_path / "error.png")) == (1000, 450)
+
+
+def test_status_of_several_zones_is_degraded_when_one_zone_is():
+    good = daily_joined([5.0, 5.0])
+    bad = daily_joined([60.0, 60.0]).assign(zone="DE")
+    metrics = window_metrics(pd.concat([good, bad], ignore_index=True), rolling_days=1)
+    status = assess_status(metrics, None, DAILY)
+    assert status.status == STATUS_DEGRADED
+    assert status.reason.startswith("DE: degraded: ") and "; GR: ok: " in status.reason
+
+
+def test_log_monitoring_refuses_several_zones_in_one_run(mlflow_store):
+    mlflow, experiment = mlflow_store
+    joined = pd.concat([daily_joined([5.0]), daily_joined([5.0]).assign(zone="DE")])
+    with mlflow.start_run(experiment_id=experiment):
+        with pytest.raises(MonitoringInputError, match="one zone per run, got DE, GR"):
+            log_monitoring(window_metrics(joined), pd.DataFrame(), Status(STATUS_OK, "fine"))

@@ -153,7 +153,8 @@ def _int_setting(name: str, value: Any, low: int) -> int:
 
 
 def _float_setting(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
+    numeric = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+    if not numeric or not math.isfinite(value):
         raise ConfigError(f"monitor.{name} must be a number, got {value!r}")
     return float(value)
 
@@ -497,7 +498,8 @@ def _window_verdicts(
     rolling = overall.loc[overall["window_kind"] == kind].sort_values(["zone", "window_end"])
     if rolling.empty and (overall["window_kind"] == DAY).any():
         raise MonitoringInputError(
-            f"metrics have no {kind} windows: compute them with rolling_days={settings.rolling_days}"
+            f"metrics have no {kind} windows: "
+            f"compute them with rolling_days={settings.rolling_days}"
         )
     day_actuals = overall.loc[overall["window_kind"] == DAY].set_index(["zone", "window_end"])[
         "n_actuals"
@@ -527,7 +529,8 @@ def _breaches(row: Any, training_mae: float | None, threshold: float | None,
         )
     if threshold is not None and row.mae > threshold:
         found.append(
-            f"above training MAE {training_mae:.2f} × {settings.degraded_factor:g} = {threshold:.2f}"
+            f"above training MAE {training_mae:.2f} × {settings.degraded_factor:g} "
+            f"= {threshold:.2f}"
         )
     return found
 
@@ -542,7 +545,9 @@ def _reason(row: Any, status: str, breaches: list[str], streak: int, training_ma
         return f"{window} is {' and '.join(breaches)}: {run}"
     against = [f"skill vs seasonal-naive {row.skill_vs_baseline:.3f}"]
     if threshold is not None:
-        against.append(f"training MAE {training_mae:.2f} × {settings.degraded_factor:g} = {threshold:.2f}")
+        against.append(
+            f"training MAE {training_mae:.2f} × {settings.degraded_factor:g} = {threshold:.2f}"
+        )
     return f"{window} is within bounds ({', '.join(against)})"
 
 
@@ -737,7 +742,8 @@ def plot_error_over_time(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     overall = metrics.loc[metrics["horizon"] == ALL_HORIZONS]
-    rolling = overall.loc[overall["window_kind"].str.startswith("rolling_")].sort_values("window_end")
+    rolling = overall.loc[overall["window_kind"].str.startswith("rolling_")]
+    rolling = rolling.sort_values("window_end")
     days = overall.loc[overall["window_kind"] == DAY].sort_values("window_end")
     figure = Figure(figsize=(10, 4.5), layout="constrained")
     axes = figure.subplots()
