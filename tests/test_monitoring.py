@@ -149,6 +149,14 @@ def test_join_rejects_two_actuals_for_one_hour():
         join_actuals(predictions, actuals)
 
 
+@pytest.mark.parametrize("horizon", [0, math.nan])
+def test_join_rejects_a_horizon_below_one_hour(horizon):
+    predictions, actuals = frames([prediction("2025-06-01 10:00", 1, 110.0)],
+                                  [actual("2025-06-01 10:00", 100.0)])
+    with pytest.raises(MonitoringInputError, match="horizon must be at least 1"):
+        join_actuals(predictions.assign(horizon=horizon), actuals)
+
+
 def test_join_names_the_missing_columns():
     predictions, actuals = frames([prediction("2025-06-01 10:00", 1, 110.0)],
                                   [actual("2025-06-01 10:00", 100.0)])

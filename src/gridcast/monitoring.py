@@ -179,7 +179,8 @@ def join_actuals(
 
     An estimated actual (`is_estimated`) is not final: Electricity Maps revises it later, so by
     default it does not count and the prediction's `actual` is NaN, as it is when the hour has no
-    actual yet. `use_estimates=True` counts estimates. When one (zone, issued_at, datetime) was
+    actual yet (a missing `is_estimated` counts as estimated). `use_estimates=True` counts
+    estimates. When one (zone, issued_at, datetime) was
     scored more than once (a rerun after a new champion), the newest `scored_at` is the forecast
     that was published, and the only one kept.
 
@@ -202,7 +203,7 @@ def join_actuals(
     predictions = predictions.copy()
     for column in ("issued_at", "datetime", "scored_at"):
         predictions[column] = _as_utc(predictions[column], f"predictions.{column}")
-    if (predictions["horizon"] < 1).any():
+    if predictions["horizon"].isna().any() or (predictions["horizon"] < 1).any():
         raise MonitoringInputError("predictions.horizon must be at least 1 (hours ahead)")
     predictions["horizon"] = predictions["horizon"].astype("int64")
     predictions = (
