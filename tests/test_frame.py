@@ -15,6 +15,7 @@ import pytest
 
 from gridcast.config import Location, ZoneConfig
 from gridcast.errors import GridcastError
+from gridcast.config import ConfigError
 from gridcast.frame import (
     FRAME_KEYS, TARGET, FrameError, FrameSettings, build_frame, feature_columns,
 )
@@ -469,11 +470,11 @@ def test_settings_from_mapping_and_their_errors():
     assert settings == FrameSettings(weather_fallback="observations",
                                      mix_columns=("production_wind",), same_hour_days=5)
     assert FrameSettings.from_mapping(None) == FrameSettings()
-    with pytest.raises(FrameError, match="unknown frame setting.*weather_fallbak"):
+    with pytest.raises(ConfigError, match="unknown frame setting.*weather_fallbak"):
         FrameSettings.from_mapping({"weather_fallbak": "none"})
-    with pytest.raises(FrameError, match="weather_fallback must be one of observations, none"):
+    with pytest.raises(ConfigError, match="weather_fallback must be one of observations, none"):
         FrameSettings.from_mapping({"weather_fallback": "forecast"})
-    with pytest.raises(FrameError, match="search_days .* must be >= frame.same_hour_days"):
+    with pytest.raises(ConfigError, match="search_days .* must be >= frame.same_hour_days"):
         FrameSettings(same_hour_days=20)
 
 

@@ -55,16 +55,17 @@ calendar of T + h in the zone's local time
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import holidays as holidays_package
 import numpy as np
 import pandas as pd
 
-from gridcast.config import HORIZON_RANGE, ZoneConfig
+from gridcast.config import HORIZON_RANGE, ConfigError, ZoneConfig
 from gridcast.errors import GridcastError
 from gridcast.medallion.gold import WEATHER_VARIABLES, location_prefix
+from gridcast.settings import settings_from_mapping
 
 FRAME_KEYS: tuple[str, ...] = ("zone", "issued_at", "horizon", "datetime")
 TARGET = "target"
@@ -114,14 +115,14 @@ class FrameSettings:
 
     def __post_init__(self) -> None:
         if self.weather_fallback not in WEATHER_FALLBACKS:
-            raise FrameError(
+            raise ConfigError(
                 f"frame.weather_fallback must be one of {', '.join(WEATHER_FALLBACKS)}, "
                 f"got {self.weather_fallback!r}"
             )
         if self.same_hour_days < 1:
-            raise FrameError(f"frame.same_hour_days must be >= 1, got {self.same_hour_days}")
+            raise ConfigError(f"frame.same_hour_days must be >= 1, got {self.same_hour_days}")
         if self.same_hour_search_days < self.same_hour_days:
-            raise FrameError(
+            raise ConfigError(
                 f"frame.same_hour_search_days ({self.same_hour_search_days}) must be >= "
                 f"frame.same_hour_days ({self.same_hour_days})"
             )
@@ -129,27 +130,7 @@ class FrameSettings:
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None) -> FrameSettings:
         """Settings from a config mapping; unknown keys are errors (a typo would be ignored)."""
-        mapping = dict(mapping or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(mapping) - known)
-        if unknown:
-            raise FrameError(
-                f"unknown frame setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        values: dict[str, Any] = {}
-        for name, value in mapping.items():
-            if name in ("mix_columns", "weather_variables"):
-                if isinstance(value, str):
-                    raise FrameError(f"frame.{name} must be a list of column names, got {value!r}")
-                values[name] = tuple(str(v) for v in value)
-            elif name in ("same_hour_days", "same_hour_search_days"):
-                try:
-                    values[name] = int(value)
-                except (TypeError, ValueError):
-                    raise FrameError(f"frame.{name} must be an integer, got {value!r}") from None
-            else:
-                values[name] = str(value)
-        return cls(**values)
+        return settings_from_mapping(cls, mapping, "frame")
 
 
 # --- validation --------------------------------------------------------------------------------

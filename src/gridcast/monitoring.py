@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -28,6 +28,7 @@ import pandas as pd
 
 from gridcast.config import ConfigError
 from gridcast.errors import GridcastError
+from gridcast.settings import settings_from_mapping
 
 MONITORING_KEY = ("zone", "window_kind", "window_start", "horizon")
 # The all-horizons row's horizon: 0 is never a real horizon (they start at 1) and, unlike a
@@ -109,6 +110,22 @@ class MonitorSettings:
     psi_significant: float = 0.25
     recent_days: int = 3
 
+    def __post_init__(self) -> None:
+        for name, low in (("rolling_days", 1), ("consecutive_windows", 1), ("psi_bins", 2),
+                          ("recent_days", 1)):
+            if getattr(self, name) < low:
+                raise ConfigError(
+                    f"monitor.{name} must be an integer of at least {low}, got {getattr(self, name)!r}")
+        if self.degraded_factor < 1.0:
+            raise ConfigError(
+                f"monitor.degraded_factor must be at least 1, got {self.degraded_factor}"
+            )
+        if not 0.0 < self.psi_moderate < self.psi_significant:
+            raise ConfigError(
+                "monitor.psi_moderate must be positive and below monitor.psi_significant, got "
+                f"{self.psi_moderate} and {self.psi_significant}"
+            )
+
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> MonitorSettings:
         """Settings from a config mapping (Hydra's `monitor` node); missing keys keep defaults.
@@ -116,47 +133,7 @@ class MonitorSettings:
         Raises:
             ConfigError: an unknown key, a value of the wrong type or out of range.
         """
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown monitor setting(s) {', '.join(unknown)}; "
-                f"choose from: {', '.join(sorted(known))}"
-            )
-        defaults = cls()
-        settings = {name: values.get(name, getattr(defaults, name)) for name in known}
-        for name in ("use_estimates", "fail_on_degraded", "retrain_on_degraded"):
-            if not isinstance(settings[name], bool):
-                raise ConfigError(f"monitor.{name} must be true or false, got {settings[name]!r}")
-        for name, low in (("rolling_days", 1), ("consecutive_windows", 1), ("psi_bins", 2),
-                          ("recent_days", 1)):
-            settings[name] = _int_setting(name, settings[name], low)
-        for name in ("degraded_factor", "psi_moderate", "psi_significant"):
-            settings[name] = _float_setting(name, settings[name])
-        if settings["degraded_factor"] < 1.0:
-            raise ConfigError(
-                f"monitor.degraded_factor must be at least 1, got {settings['degraded_factor']}"
-            )
-        if not 0.0 < settings["psi_moderate"] < settings["psi_significant"]:
-            raise ConfigError(
-                "monitor.psi_moderate must be positive and below monitor.psi_significant, got "
-                f"{settings['psi_moderate']} and {settings['psi_significant']}"
-            )
-        return cls(**settings)
-
-
-def _int_setting(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(f"monitor.{name} must be an integer of at least {low}, got {value!r}")
-    return int(value)
-
-
-def _float_setting(name: str, value: Any) -> float:
-    numeric = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-    if not numeric or not math.isfinite(value):
-        raise ConfigError(f"monitor.{name} must be a number, got {value!r}")
-    return float(value)
+        return settings_from_mapping(cls, values, "monitor")
 
 
 @dataclass(frozen=True)

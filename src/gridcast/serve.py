@@ -27,11 +27,11 @@ from urllib.parse import parse_qs, urlsplit
 import pandas as pd
 
 from gridcast.config import ConfigError
+from gridcast.settings import settings_from_mapping
 from gridcast.windows import (
     HOUR,
     NoForecastError,
     WindowError,
-    settings_from_mapping,
     candidate_windows,
     iso_z,
     latest_forecast,

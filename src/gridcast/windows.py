@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from gridcast.config import ConfigError
+from gridcast.settings import settings_from_mapping
 from gridcast.errors import GridcastError
 
 HOUR = pd.Timedelta(hours=1)
@@ -75,18 +76,6 @@ class RecommendSettings:
     def from_mapping(cls, mapping: Mapping[str, Any] | None) -> RecommendSettings:
         """Settings from a plain mapping (Hydra's `recommend` group); unknown keys are an error."""
         return settings_from_mapping(cls, mapping, "recommend")
-
-
-def settings_from_mapping(cls: type, mapping: Mapping[str, Any] | None, group: str) -> Any:
-    """`cls(**mapping)` for a frozen settings dataclass; a key it lacks is a ConfigError naming
-    the valid ones (a typo in an override must not be ignored silently)."""
-    values = dict(mapping or {})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown {group} setting(s) {', '.join(unknown)}; "
-                          f"choose from: {', '.join(sorted(known))}")
-    return cls(**values)
 
 
 @dataclass(frozen=True)
