@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gridcast.recording import ENERGY_SOURCES, source_column, write_recording
+from gridcast.replay import ENERGY_SOURCES, source_column, write_recording
 
 UTC = timezone.utc
 DEFAULT_START = datetime(2025, 3, 9, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 from gridcast.config import Location
 from gridcast.sources.electricitymaps import ElectricityMapsClient
 from gridcast.sources.http import AuthError, HttpClient, RetriesExhaustedError, RetryPolicy
-from gridcast.sources.replay import FaultConfig, ReplayServer
+from gridcast.replay import FaultSettings, ReplayServer
 from gridcast.sources.secrets import Secret
 from gridcast.sources.visualcrossing import VisualCrossingClient
 from replay_fixtures import build_tiny_recording
@@ -29,7 +29,7 @@ def recording(tmp_path_factory):
 @pytest.fixture
 def server(recording):
     now = recording.start + timedelta(hours=60, minutes=30)
-    with ReplayServer(recording.path, now=now, faults=FaultConfig(latency_s=1.0),
+    with ReplayServer(recording.path, now=now, faults=FaultSettings(latency_s=1.0),
                       tokens={"electricitymaps": EM_TOKEN, "visualcrossing": VC_KEY}) as running:
         yield running
 

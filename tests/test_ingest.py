@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from gridcast.sources.replay import ReplayServer
+from gridcast.replay import ReplayServer
 from replay_fixtures import build_tiny_recording
 from steps import ingest as ingest_step
 

@@ -14,7 +14,7 @@ import deltalake
 import mlflow
 import pytest
 
-from gridcast.sources.replay import FaultConfig, ReplayServer
+from gridcast.replay import FaultSettings, ReplayServer
 from replay_fixtures import build_tiny_recording
 from steps import ingest as ingest_step
 
@@ -47,7 +47,7 @@ def ingested(spark, tmp_path_factory):
     previous_level = capture.level
     capture.addHandler(handler)
     capture.setLevel(logging.DEBUG)
-    faults = FaultConfig(rate=0.5, kinds=("status", "malformed", "truncated"), statuses=(503, 429), seed=3)
+    faults = FaultSettings(rate=0.5, kinds=("status", "malformed", "truncated"), statuses=(503, 429), seed=3)
     exit_codes = []
     try:
         with ReplayServer(recording.path, now=recording.start + timedelta(hours=50), faults=faults,
@@ -58,7 +58,7 @@ def ingested(spark, tmp_path_factory):
                 f"source.visualcrossing_url={server.visualcrossing_url}", "source.backoff_s=0",
             ]
             exit_codes.append(ingest_step.main(overrides))
-            server.faults = FaultConfig()
+            server.faults = FaultSettings()
             monkeypatch.setenv("VISUALCROSSING_TOKEN", WRONG_VC_KEY)
             exit_codes.append(ingest_step.main(overrides))
             served_paths = [r.path for r in server.requests]
