@@ -22,6 +22,7 @@ import requests
 from gridcast.config import ConfigError
 from gridcast.hours import floor_hour
 from gridcast.replay import (
+    COST_HEADER,
     ENERGY_SOURCES,
     FaultSettings,
     Recording,
@@ -243,6 +244,34 @@ def test_past_range_only_shows_what_was_published_by_now(http, server, tiny) -> 
     assert data[-1]["datetime"] == wire_time(floor_hour(NOW))
 
 
+def test_past_range_serves_240_hours_in_one_call(http, server, tiny) -> None:
+    start = tiny.start
+    ok = em(http, server, "carbon-intensity/past-range", start=start.isoformat(),
+            end=(start + timedelta(hours=240)).isoformat())
+    too_long = em(http, server, "carbon-intensity/past-range", start=start.isoformat(),
+                  end=(start + timedelta(hours=241)).isoformat())
+    assert ok.status_code == 200 and too_long.status_code == 400
+    assert too_long.json() == {"status": "error", "message": "The requested range exceeds the "
+                                                             "maximum of 10 days for hourly granularity"}
+
+
+@pytest.mark.parametrize("endpoint", ["carbon-intensity/past-range", "power-breakdown/past-range"])
+def test_past_range_for_an_unknown_zone_is_404(http, server, endpoint) -> None:
+    response = em(http, server, endpoint, zoneKey="XX", zone="", start="2025-03-09T00:00:00Z",
+                  end="2025-03-10T00:00:00Z")
+    assert response.status_code == 404
+    assert response.json() == {"status": "error", "message": 'Zone "XX" is not available'}
+
+
+def test_power_past_range_accepts_zone_key(http, server, tiny) -> None:
+    start = tiny.start + timedelta(hours=1)
+    body = em(http, server, "power-breakdown/past-range", zone="", zoneKey="GR",
+              start=start.isoformat(), end=(start + timedelta(hours=3)).isoformat()).json()
+    assert body["zone"] == "GR" and body["temporalGranularity"] == "hourly"
+    assert [e["datetime"] for e in body["data"]] == [wire_time(start + timedelta(hours=i))
+                                                     for i in range(3)]
+
+
 @pytest.mark.parametrize(("params", "message"), [
     ({"start": "2025-03-01T00:00:00Z", "end": "2025-03-11T01:00:00Z"}, "10 days"),
     ({"end": "2025-03-11T01:00:00Z"}, "start"),
@@ -397,6 +426,38 @@ def test_vc_forecast_moves_to_a_newer_vintage_with_the_clock(http, server, tiny)
 def test_vc_forecast_stops_at_the_vintage_horizon(http, server) -> None:
     rows = csv_rows(vc(http, server, "Athens/today/next5days").text)
     assert rows[-1]["datetime"] == "2025-03-13T06:00:00"  # issued 03-11 06:00 + 48 h
+
+
+def test_vc_history_costs_a_record_per_hour_and_a_forecast_costs_one(http, server) -> None:
+    history = vc(http, server, "Athens/2025-03-09/2025-03-10")
+    forecast = vc(http, server, "Athens")
+    mixed = vc(http, server, "Athens/today/tomorrow", elements="add:source")
+    observed_today = sum(r["source"] == "obs" for r in csv_rows(mixed.text))
+    assert history.headers[COST_HEADER] == "48"
+    assert forecast.headers[COST_HEADER] == "1"
+    assert mixed.headers[COST_HEADER] == str(observed_today + 1)
+
+
+def test_vc_archived_forecast_is_tagged_histfcst_in_json(http, server, tiny) -> None:
+    body = vc(http, server, "Athens/2025-03-10/2025-03-10", contentType="json",
+              forecastBasisDate="2025-03-10").json()
+    hours = [h for d in body["days"] for h in d["hours"]]
+    issued = datetime(2025, 3, 10, tzinfo=UTC)
+    vintage = tiny.forecasts["Athens"][tiny.forecasts["Athens"]["issued_at"] == issued]
+    expected = vintage[vintage["datetime"] < issued + timedelta(days=1)]
+    assert [h["datetimeEpoch"] for h in hours] == [int(t.timestamp()) for t in expected["datetime"]]
+    assert {h["source"] for h in hours} == {"histfcst"} and body["queryCost"] == len(hours)
+
+
+@pytest.mark.parametrize(("basis", "message"), [
+    ("2025-13-01", "Invalid forecastBasisDate parameter value: 2025-13-01"),
+    ("2025-02-01", "No archived forecast for forecastBasisDate 2025-02-01"),  # before the recording
+    ("2025-03-12", "No archived forecast for forecastBasisDate 2025-03-12"),  # after now
+])
+def test_vc_bad_forecast_basis_date_is_400(http, server, basis, message) -> None:
+    response = vc(http, server, "Athens/2025-03-10/2025-03-12", forecastBasisDate=basis)
+    assert response.status_code == 400 and response.text.startswith("Bad API Request:")
+    assert message in response.text
 
 
 def test_vc_local_time_without_timezone_z(http, server) -> None:
