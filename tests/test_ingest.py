@@ -94,7 +94,7 @@ def test_bronze_rows_carry_their_provenance(seven_days):
 
 def test_rerunning_a_schedule_fetches_and_commits_nothing(seven_days, capsys):
     lake, _, run = seven_days
-    overrides = [f"storage.root={lake}", f"mlflow.tracking_uri={mlflow.get_tracking_uri()}",
+    overrides = [f"storage.root={lake}", f"mlflow.tracking_uri=sqlite:///{lake.parent / 'mlflow.db'}",
                  f"source.recording={run.data.params['cfg.source.recording']}",
                  f"ingest.start={START:%Y-%m-%dT%H:%M:%SZ}", f"ingest.end={END:%Y-%m-%dT%H:%M:%SZ}",
                  "ingest.every_hours=3"]
@@ -105,8 +105,51 @@ def test_rerunning_a_schedule_fetches_and_commits_nothing(seven_days, capsys):
     }
 
 
+BRONZE_NAMES = ("carbon_data", "power_data", "weather_forecast_data")
+ANSWER_KEY = ["zone", "endpoint", "request_params", "ingested_at", "http_status", "payload_hash", "error"]
+
+
+@pytest.fixture(scope="module")
+def faulty_reruns(spark, recording, tmp_path_factory):
+    """One day, 6-hourly, with half the requests faulted and no retries, run twice."""
+    root = tmp_path_factory.mktemp("faulty")
+    overrides = [
+        f"storage.root={root / 'lake'}", f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
+        f"source.recording={recording.path}", f"ingest.start={START:%Y-%m-%dT%H:%M:%SZ}",
+        f"ingest.end={START + timedelta(days=1):%Y-%m-%dT%H:%M:%SZ}", "ingest.every_hours=6",
+        "source.faults.rate=0.5", "source.faults.kinds=[status,malformed]",
+        "source.faults.statuses=[503]", "source.faults.seed=5", "source.max_retries=0",
+    ]
+    lake = root / "lake"
+    first = ingest_step.main(overrides)
+    after_first = {name: (version(lake, name), bronze(lake, name)) for name in BRONZE_NAMES}
+    second = ingest_step.main(overrides)
+    return lake, (first, second), after_first
+
+
+def test_a_rerun_with_faults_appends_nothing(faulty_reruns):
+    lake, exit_codes, after_first = faulty_reruns
+    # Every 503 exhausts the (zero) retries, so both runs end incomplete; the rerun draws the
+    # same faults (same seed, same requests) and so gets the same error answers again.
+    assert exit_codes == (1, 1)
+    assert any((rows["http_status"] == 503).any() for _, rows in after_first.values())
+    for name in BRONZE_NAMES:
+        first_version, first_rows = after_first[name]
+        assert version(lake, name) == first_version, name
+        assert len(bronze(lake, name)) == len(first_rows), name
+
+
+def test_bronze_holds_no_duplicate_answers_after_reruns(faulty_reruns):
+    lake, _, _ = faulty_reruns
+    for name in BRONZE_NAMES:
+        rows = bronze(lake, name)
+        key = ANSWER_KEY + (["location"] if name == "weather_forecast_data" else [])
+        assert not rows.duplicated(subset=key).any(), name
+
+
 def test_ingest_run_records_config_tags_and_table_versions(seven_days):
     lake, _, run = seven_days
+    mlflow.set_tracking_uri(f"sqlite:///{lake.parent / 'mlflow.db'}")  # other fixtures move it
     tags, params = run.data.tags, run.data.params
     assert (tags["zone"], tags["horizon"], tags["step"]) == ("GR", "24", "ingest")
     assert len(tags["gridcast.git_commit"]) == 40
