@@ -39,15 +39,20 @@ def recording(tmp_path_factory):
     return build_tiny_recording(tmp_path_factory.mktemp("recording"), start=START - timedelta(days=1), hours=24 * 9)
 
 
+def replay_overrides(root, recording, end: datetime, every_hours: int) -> list[str]:
+    """Overrides for a replay schedule from START, with the lake and MLflow store under root."""
+    return [
+        f"storage.root={root / 'lake'}", f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
+        f"source.recording={recording}", f"ingest.start={START:%Y-%m-%dT%H:%M:%SZ}",
+        f"ingest.end={end:%Y-%m-%dT%H:%M:%SZ}", f"ingest.every_hours={every_hours}",
+    ]
+
+
 @pytest.fixture(scope="module")
 def seven_days(spark, recording, tmp_path_factory):
     """One 7-day, 3-hourly replay schedule through the step's own entry point."""
     root = tmp_path_factory.mktemp("seven_days")
-    overrides = [
-        f"storage.root={root / 'lake'}", f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
-        f"source.recording={recording.path}", f"ingest.start={START:%Y-%m-%dT%H:%M:%SZ}",
-        f"ingest.end={END:%Y-%m-%dT%H:%M:%SZ}", "ingest.every_hours=3",
-    ]
+    overrides = replay_overrides(root, recording.path, END, 3)
     exit_code = ingest_step.main(overrides)
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     run = mlflow.search_runs(experiment_names=["gridcast"], output_format="list", order_by=["start_time ASC"])[0]
@@ -94,10 +99,7 @@ def test_bronze_rows_carry_their_provenance(seven_days):
 
 def test_rerunning_a_schedule_fetches_and_commits_nothing(seven_days, capsys):
     lake, _, run = seven_days
-    overrides = [f"storage.root={lake}", f"mlflow.tracking_uri=sqlite:///{lake.parent / 'mlflow.db'}",
-                 f"source.recording={run.data.params['cfg.source.recording']}",
-                 f"ingest.start={START:%Y-%m-%dT%H:%M:%SZ}", f"ingest.end={END:%Y-%m-%dT%H:%M:%SZ}",
-                 "ingest.every_hours=3"]
+    overrides = replay_overrides(lake.parent, run.data.params["cfg.source.recording"], END, 3)
     assert ingest_step.main(overrides) == 0
     assert f"0 responses, 0 failed, {RUNS * (2 + LOCATIONS)} already in bronze" in capsys.readouterr().out
     assert {name: version(lake, name) for name in ("carbon_data", "power_data", "weather_forecast_data")} == {
@@ -114,9 +116,7 @@ def faulty_reruns(spark, recording, tmp_path_factory):
     """One day, 6-hourly, with half the requests faulted and no retries, run twice."""
     root = tmp_path_factory.mktemp("faulty")
     overrides = [
-        f"storage.root={root / 'lake'}", f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
-        f"source.recording={recording.path}", f"ingest.start={START:%Y-%m-%dT%H:%M:%SZ}",
-        f"ingest.end={START + timedelta(days=1):%Y-%m-%dT%H:%M:%SZ}", "ingest.every_hours=6",
+        *replay_overrides(root, recording.path, START + timedelta(days=1), 6),
         "source.faults.rate=0.5", "source.faults.kinds=[status,malformed]",
         "source.faults.statuses=[503]", "source.faults.seed=5", "source.max_retries=0",
     ]

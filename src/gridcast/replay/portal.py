@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from gridcast.hours import HOUR
 from gridcast.replay.recording import (
     EnergySeries,
     RecordingError,
@@ -48,7 +49,7 @@ def read_portal_csv(
     path: str | os.PathLike[str],
     *,
     zone: str | None = None,
-    publication_delay: timedelta = timedelta(hours=1),
+    publication_delay: timedelta = HOUR,
 ) -> tuple[str, pd.DataFrame]:
     """Read an Electricity Maps data-portal file (e.g. ``GR_2024_hourly.csv``) as energy rows.
 
@@ -124,7 +125,7 @@ def portal_energy_series(
     paths: Sequence[str | os.PathLike[str]],
     *,
     zone: str | None = None,
-    publication_delay: timedelta = timedelta(hours=1),
+    publication_delay: timedelta = HOUR,
 ) -> EnergySeries:
     """An EnergySeries (carbon intensity only) from one or more data-portal files of a zone."""
     frames, zones = [], set()

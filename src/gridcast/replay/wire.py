@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from gridcast.hours import HOUR_S
 from gridcast.replay.recording import (
     ENERGY_SOURCES,
     WEATHER_VARIABLES,
@@ -257,7 +258,7 @@ def render_json(address: str, location: Location, rows: list[WeatherRow],
         "resolvedAddress": location.resolved_address,
         "address": address,
         "timezone": "UTC" if tz is UTC else getattr(tz, "key", str(tz)),
-        "tzoffset": offset.total_seconds() / 3600,
+        "tzoffset": offset.total_seconds() / HOUR_S,
         "days": day_objects,
     })
 
