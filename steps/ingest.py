@@ -26,12 +26,13 @@ def run(cfg: GridcastConfig) -> None:
         lineage.record_http_source("visualcrossing", source.visualcrossing.base_url)
         print(f"ingest {cfg.zone.id}: {len(source.run_times)} run(s) from {cfg.source.kind}, MLflow run {lineage.run_id}", flush=True)
         summary = ingest(
-            spark, store, source, cfg.zone, run_id=lineage.run_id,
+            spark, store, source, cfg.zone, run_id=lineage.run_id, horizon_h=cfg.horizon,
             flush_every_runs=cfg.ingest.flush_every_runs, concurrency=cfg.ingest.concurrency,
             on_commit=lineage.record_write,
         )
         mlflow.log_metrics({
             "runs": summary.runs, "requests_failed": len(summary.failures), "delta_commits": summary.commits,
+            "requests_skipped": summary.skipped, "error_answers_unchanged": summary.unchanged,
             "seconds": summary.seconds, "write_seconds": summary.write_seconds,
             **{f"rows.{name}": count for name, count in summary.rows.items()},
         })

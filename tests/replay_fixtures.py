@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gridcast.recording import ENERGY_SOURCES, source_column, write_recording
+from gridcast.replay import ENERGY_SOURCES, source_column, write_recording
 
 UTC = timezone.utc
 DEFAULT_START = datetime(2025, 3, 9, tzinfo=UTC)
@@ -184,6 +184,8 @@ def build_tiny_recording(
     *,
     missing_hour_index: int | None = None,
     compress: bool = True,
+    forecast_every_hours: int = 6,
+    forecast_horizon_hours: int = 48,
 ) -> TinyRecording:
     """Write a tiny recording under ``tmp_path/tiny-<zone>`` and return what it holds.
 
@@ -195,7 +197,8 @@ def build_tiny_recording(
     observations, forecasts, specs = {}, {}, {}
     for name in locations:
         lat, lon, resolved = CITIES[name]
-        obs, fcst = tiny_weather_frames(start, hours, lat)
+        obs, fcst = tiny_weather_frames(start, hours, lat, forecast_every_hours=forecast_every_hours,
+                                        horizon_hours=forecast_horizon_hours)
         observations[name], forecasts[name] = obs, fcst
         meta = {"lat": lat, "lon": lon, "timezone": "Europe/Athens", "resolved_address": resolved}
         specs[name] = (meta, obs, fcst)

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from gridcast.sources.replay import ReplayServer
+from gridcast.replay import ReplayServer
 from replay_fixtures import build_tiny_recording
 from steps import ingest as ingest_step
 
@@ -39,15 +39,20 @@ def recording(tmp_path_factory):
     return build_tiny_recording(tmp_path_factory.mktemp("recording"), start=START - timedelta(days=1), hours=24 * 9)
 
 
+def replay_overrides(root, recording, end: datetime, every_hours: int) -> list[str]:
+    """Overrides for a replay schedule from START, with the lake and MLflow store under root."""
+    return [
+        f"storage.root={root / 'lake'}", f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
+        f"source.recording={recording}", f"ingest.start={START:%Y-%m-%dT%H:%M:%SZ}",
+        f"ingest.end={end:%Y-%m-%dT%H:%M:%SZ}", f"ingest.every_hours={every_hours}",
+    ]
+
+
 @pytest.fixture(scope="module")
 def seven_days(spark, recording, tmp_path_factory):
     """One 7-day, 3-hourly replay schedule through the step's own entry point."""
     root = tmp_path_factory.mktemp("seven_days")
-    overrides = [
-        f"storage.root={root / 'lake'}", f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
-        f"source.recording={recording.path}", f"ingest.start={START:%Y-%m-%dT%H:%M:%SZ}",
-        f"ingest.end={END:%Y-%m-%dT%H:%M:%SZ}", "ingest.every_hours=3",
-    ]
+    overrides = replay_overrides(root, recording.path, END, 3)
     exit_code = ingest_step.main(overrides)
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     run = mlflow.search_runs(experiment_names=["gridcast"], output_format="list", order_by=["start_time ASC"])[0]
@@ -94,10 +99,7 @@ def test_bronze_rows_carry_their_provenance(seven_days):
 
 def test_rerunning_a_schedule_fetches_and_commits_nothing(seven_days, capsys):
     lake, _, run = seven_days
-    overrides = [f"storage.root={lake}", f"mlflow.tracking_uri={mlflow.get_tracking_uri()}",
-                 f"source.recording={run.data.params['cfg.source.recording']}",
-                 f"ingest.start={START:%Y-%m-%dT%H:%M:%SZ}", f"ingest.end={END:%Y-%m-%dT%H:%M:%SZ}",
-                 "ingest.every_hours=3"]
+    overrides = replay_overrides(lake.parent, run.data.params["cfg.source.recording"], END, 3)
     assert ingest_step.main(overrides) == 0
     assert f"0 responses, 0 failed, {RUNS * (2 + LOCATIONS)} already in bronze" in capsys.readouterr().out
     assert {name: version(lake, name) for name in ("carbon_data", "power_data", "weather_forecast_data")} == {
@@ -105,8 +107,49 @@ def test_rerunning_a_schedule_fetches_and_commits_nothing(seven_days, capsys):
     }
 
 
+BRONZE_NAMES = ("carbon_data", "power_data", "weather_forecast_data")
+ANSWER_KEY = ["zone", "endpoint", "request_params", "ingested_at", "http_status", "payload_hash", "error"]
+
+
+@pytest.fixture(scope="module")
+def faulty_reruns(spark, recording, tmp_path_factory):
+    """One day, 6-hourly, with half the requests faulted and no retries, run twice."""
+    root = tmp_path_factory.mktemp("faulty")
+    overrides = [
+        *replay_overrides(root, recording.path, START + timedelta(days=1), 6),
+        "source.faults.rate=0.5", "source.faults.kinds=[status,malformed]",
+        "source.faults.statuses=[503]", "source.faults.seed=5", "source.max_retries=0",
+    ]
+    lake = root / "lake"
+    first = ingest_step.main(overrides)
+    after_first = {name: (version(lake, name), bronze(lake, name)) for name in BRONZE_NAMES}
+    second = ingest_step.main(overrides)
+    return lake, (first, second), after_first
+
+
+def test_a_rerun_with_faults_appends_nothing(faulty_reruns):
+    lake, exit_codes, after_first = faulty_reruns
+    # Every 503 exhausts the (zero) retries, so both runs end incomplete; the rerun draws the
+    # same faults (same seed, same requests) and so gets the same error answers again.
+    assert exit_codes == (1, 1)
+    assert any((rows["http_status"] == 503).any() for _, rows in after_first.values())
+    for name in BRONZE_NAMES:
+        first_version, first_rows = after_first[name]
+        assert version(lake, name) == first_version, name
+        assert len(bronze(lake, name)) == len(first_rows), name
+
+
+def test_bronze_holds_no_duplicate_answers_after_reruns(faulty_reruns):
+    lake, _, _ = faulty_reruns
+    for name in BRONZE_NAMES:
+        rows = bronze(lake, name)
+        key = ANSWER_KEY + (["location"] if name == "weather_forecast_data" else [])
+        assert not rows.duplicated(subset=key).any(), name
+
+
 def test_ingest_run_records_config_tags_and_table_versions(seven_days):
     lake, _, run = seven_days
+    mlflow.set_tracking_uri(f"sqlite:///{lake.parent / 'mlflow.db'}")  # other fixtures move it
     tags, params = run.data.tags, run.data.params
     assert (tags["zone"], tags["horizon"], tags["step"]) == ("GR", "24", "ingest")
     assert len(tags["gridcast.git_commit"]) == 40

@@ -11,6 +11,7 @@ import math
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,15 +19,19 @@ import pandas as pd
 import pytest
 import requests
 
-from gridcast.recording import (
+from gridcast.config import ConfigError
+from gridcast.hours import floor_hour
+from gridcast.replay import (
+    COST_HEADER,
     ENERGY_SOURCES,
+    FaultSettings,
     Recording,
     RecordingError,
+    ReplayServer,
     load_recording,
     read_portal_csv,
     write_recording,
 )
-from gridcast.sources.replay import FaultConfig, ReplayServer
 from replay_fixtures import (
     ESTIMATION_METHOD,
     NEIGHBOURS,
@@ -66,7 +71,7 @@ def recording(tiny: TinyRecording) -> Recording:
 
 @pytest.fixture(scope="module")
 def shared_server(recording: Recording) -> Iterator[ReplayServer]:
-    with ReplayServer(recording, now=NOW, faults=FaultConfig(latency_s=0.2)) as server:
+    with ReplayServer(recording, now=NOW, faults=FaultSettings(latency_s=0.2)) as server:
         yield server
 
 
@@ -113,10 +118,6 @@ def expected_revision(tiny: TinyRecording, hour: datetime, now: datetime,
     if not include_estimated:
         visible = visible[~visible["is_estimated"]]
     return None if visible.empty else visible.sort_values("available_at").iloc[-1]
-
-
-def floor_hour(now: datetime) -> datetime:
-    return now.replace(minute=0, second=0, microsecond=0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,6 +242,34 @@ def test_past_range_only_shows_what_was_published_by_now(http, server, tiny) -> 
     data = em(http, server, "carbon-intensity/past-range", start=start.isoformat(),
               end=(start + timedelta(days=2)).isoformat()).json()["data"]
     assert data[-1]["datetime"] == wire_time(floor_hour(NOW))
+
+
+def test_past_range_serves_240_hours_in_one_call(http, server, tiny) -> None:
+    start = tiny.start
+    ok = em(http, server, "carbon-intensity/past-range", start=start.isoformat(),
+            end=(start + timedelta(hours=240)).isoformat())
+    too_long = em(http, server, "carbon-intensity/past-range", start=start.isoformat(),
+                  end=(start + timedelta(hours=241)).isoformat())
+    assert ok.status_code == 200 and too_long.status_code == 400
+    assert too_long.json() == {"status": "error", "message": "The requested range exceeds the "
+                                                             "maximum of 10 days for hourly granularity"}
+
+
+@pytest.mark.parametrize("endpoint", ["carbon-intensity/past-range", "power-breakdown/past-range"])
+def test_past_range_for_an_unknown_zone_is_404(http, server, endpoint) -> None:
+    response = em(http, server, endpoint, zoneKey="XX", zone="", start="2025-03-09T00:00:00Z",
+                  end="2025-03-10T00:00:00Z")
+    assert response.status_code == 404
+    assert response.json() == {"status": "error", "message": 'Zone "XX" is not available'}
+
+
+def test_power_past_range_accepts_zone_key(http, server, tiny) -> None:
+    start = tiny.start + timedelta(hours=1)
+    body = em(http, server, "power-breakdown/past-range", zone="", zoneKey="GR",
+              start=start.isoformat(), end=(start + timedelta(hours=3)).isoformat()).json()
+    assert body["zone"] == "GR" and body["temporalGranularity"] == "hourly"
+    assert [e["datetime"] for e in body["data"]] == [wire_time(start + timedelta(hours=i))
+                                                     for i in range(3)]
 
 
 @pytest.mark.parametrize(("params", "message"), [
@@ -399,6 +428,38 @@ def test_vc_forecast_stops_at_the_vintage_horizon(http, server) -> None:
     assert rows[-1]["datetime"] == "2025-03-13T06:00:00"  # issued 03-11 06:00 + 48 h
 
 
+def test_vc_history_costs_a_record_per_hour_and_a_forecast_costs_one(http, server) -> None:
+    history = vc(http, server, "Athens/2025-03-09/2025-03-10")
+    forecast = vc(http, server, "Athens")
+    mixed = vc(http, server, "Athens/today/tomorrow", elements="add:source")
+    observed_today = sum(r["source"] == "obs" for r in csv_rows(mixed.text))
+    assert history.headers[COST_HEADER] == "48"
+    assert forecast.headers[COST_HEADER] == "1"
+    assert mixed.headers[COST_HEADER] == str(observed_today + 1)
+
+
+def test_vc_archived_forecast_is_tagged_histfcst_in_json(http, server, tiny) -> None:
+    body = vc(http, server, "Athens/2025-03-10/2025-03-10", contentType="json",
+              forecastBasisDate="2025-03-10").json()
+    hours = [h for d in body["days"] for h in d["hours"]]
+    issued = datetime(2025, 3, 10, tzinfo=UTC)
+    vintage = tiny.forecasts["Athens"][tiny.forecasts["Athens"]["issued_at"] == issued]
+    expected = vintage[vintage["datetime"] < issued + timedelta(days=1)]
+    assert [h["datetimeEpoch"] for h in hours] == [int(t.timestamp()) for t in expected["datetime"]]
+    assert {h["source"] for h in hours} == {"histfcst"} and body["queryCost"] == len(hours)
+
+
+@pytest.mark.parametrize(("basis", "message"), [
+    ("2025-13-01", "Invalid forecastBasisDate parameter value: 2025-13-01"),
+    ("2025-02-01", "No archived forecast for forecastBasisDate 2025-02-01"),  # before the recording
+    ("2025-03-12", "No archived forecast for forecastBasisDate 2025-03-12"),  # after now
+])
+def test_vc_bad_forecast_basis_date_is_400(http, server, basis, message) -> None:
+    response = vc(http, server, "Athens/2025-03-10/2025-03-12", forecastBasisDate=basis)
+    assert response.status_code == 400 and response.text.startswith("Bad API Request:")
+    assert message in response.text
+
+
 def test_vc_local_time_without_timezone_z(http, server) -> None:
     params = {k: v for k, v in VC_PARAMS.items() if k != "timezone"}
     local = csv_rows(http.get(f"{server.visualcrossing_url}/Athens/2025-03-10", params=params,
@@ -462,7 +523,8 @@ def test_vc_json_shape(http, server) -> None:
     assert body["address"] == "Athens,Greece" and body["resolvedAddress"].startswith("Athens")
     assert [d["datetime"] for d in body["days"]] == ["2025-03-11", "2025-03-12"]
     hours = [h for d in body["days"] for h in d["hours"]]
-    assert body["queryCost"] == len(hours)
+    # History costs a record per hourly row; the forecast part costs 1 however long it is.
+    assert body["queryCost"] == sum(h["source"] == "obs" for h in hours) + 1
     first = hours[0]
     assert list(first)[:3] == ["datetime", "datetimeEpoch", "temp"]
     assert first["datetime"] == "00:00:00" and first["source"] == "obs"
@@ -546,7 +608,7 @@ def test_scripted_faults_are_consumed_in_order_and_only_on_matching_paths(http, 
     assert statuses == [500, 500, 503, 200]
 
 
-def _statuses_and_bodies(recording: Recording, faults: FaultConfig, n: int) -> list[tuple]:
+def _statuses_and_bodies(recording: Recording, faults: FaultSettings, n: int) -> list[tuple]:
     with ReplayServer(recording, now=NOW, faults=faults) as server, requests.Session() as http:
         return [(r.status_code, r.content) for r in
                 (em(http, server, "carbon-intensity/history") for _ in range(n))]
@@ -561,32 +623,85 @@ def _parses(body: bytes) -> bool:
 
 
 def test_random_faults_are_deterministic_for_a_seed(recording) -> None:
-    faults = FaultConfig(rate=0.5, kinds=("status", "truncated", "malformed"), seed=7)
+    faults = FaultSettings(rate=0.5, kinds=("status", "truncated", "malformed"), seed=7)
     first = _statuses_and_bodies(recording, faults, 40)
     assert first == _statuses_and_bodies(recording, faults, 40)
     faulted = [status != 200 or not _parses(body) for status, body in first]
     assert 8 <= sum(faulted) <= 32  # about half
-    other = _statuses_and_bodies(recording, FaultConfig(rate=0.5, kinds=faults.kinds, seed=8), 40)
+    other = _statuses_and_bodies(recording, FaultSettings(rate=0.5, kinds=faults.kinds, seed=8), 40)
     assert other != first
 
 
 def test_random_status_faults_use_the_configured_statuses(recording) -> None:
-    results = _statuses_and_bodies(recording, FaultConfig(rate=1.0, statuses=(503,)), 5)
+    results = _statuses_and_bodies(recording, FaultSettings(rate=1.0, statuses=(503,)), 5)
     assert [s for s, _ in results] == [503] * 5
 
 
 def test_scripted_faults_take_precedence_over_random_ones(recording) -> None:
-    faults = FaultConfig(rate=1.0, statuses=(503,))
+    faults = FaultSettings(rate=1.0, statuses=(503,))
     with ReplayServer(recording, now=NOW, faults=faults) as server, requests.Session() as http:
         server.fail_next("history", status=500)
         statuses = [em(http, server, "carbon-intensity/history").status_code for _ in range(2)]
     assert statuses == [500, 503]
 
 
-@pytest.mark.parametrize("kwargs", [{"rate": 1.5}, {"kinds": ("explode",)}, {"statuses": (200,)}])
-def test_fault_config_rejects_bad_values(kwargs) -> None:
-    with pytest.raises(ValueError):
-        FaultConfig(**kwargs)
+@pytest.mark.parametrize("kwargs, message", [
+    ({"rate": 1.5}, "source.faults.rate must be between 0 and 1"),
+    ({"kinds": ("explode",)}, "source.faults.kinds must be among status, latency"),
+    ({"statuses": (200,)}, "source.faults.statuses must be 4xx/5xx codes"),
+    ({"latency_s": -1}, "source.faults.latency_s must be >= 0"),
+])
+def test_fault_settings_reject_bad_values(kwargs, message) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        FaultSettings(**kwargs)
+
+
+FAULTED_REQUESTS = [
+    ("carbon-intensity/history", {}), ("power-breakdown/history", {}),
+    ("carbon-intensity/latest", {}), ("power-breakdown/latest", {}),
+    ("carbon-intensity/history", {"emissionFactorType": "direct"}),
+    ("carbon-intensity/history", {"disableEstimations": "true"}),
+]
+
+
+def _faults_by_request(recording: Recording, order: list[int], *, concurrent: bool,
+                       now_offsets_h: tuple[int, ...] = (0, 1)) -> dict[tuple, list[tuple]]:
+    """Serve every request of FAULTED_REQUESTS three times (its attempts) at two simulated
+    times, in the given order; return each request's answers in attempt order."""
+    faults = FaultSettings(rate=0.5, kinds=("status", "truncated", "malformed"), seed=11)
+    answers: dict[tuple, list[tuple]] = {}
+    with ReplayServer(recording, now=NOW, faults=faults) as server:
+        for offset in now_offsets_h:
+            server.set_now(NOW + timedelta(hours=offset))
+
+            def attempts(index: int) -> tuple[tuple, list[tuple]]:
+                endpoint, params = FAULTED_REQUESTS[index]
+                with requests.Session() as http:
+                    replies = [em(http, server, endpoint, **params) for _ in range(3)]
+                return ((offset, index), [(r.status_code, r.content) for r in replies])
+
+            if concurrent:
+                with ThreadPoolExecutor(max_workers=len(order)) as pool:
+                    answers.update(pool.map(attempts, order))
+            else:
+                answers.update(attempts(index) for index in order)
+    return answers
+
+
+def test_random_faults_do_not_depend_on_request_order_or_concurrency(recording) -> None:
+    forward = list(range(len(FAULTED_REQUESTS)))
+    in_order = _faults_by_request(recording, forward, concurrent=False)
+    reversed_order = _faults_by_request(recording, forward[::-1], concurrent=False)
+    concurrent = _faults_by_request(recording, forward[::-1], concurrent=True)
+    assert in_order == reversed_order == concurrent
+    statuses = [status for replies in in_order.values() for status, _ in replies]
+    assert 200 in statuses and any(status != 200 for status in statuses)
+
+
+def test_a_retry_of_the_same_request_gets_its_own_fault_decision(recording) -> None:
+    # With rate 0.5, 3 attempts x 12 requests all faulted alike would mean one draw per request.
+    answers = _faults_by_request(recording, list(range(len(FAULTED_REQUESTS))), concurrent=False)
+    assert any(len({status for status, _ in replies}) > 1 for replies in answers.values())
 
 
 # --------------------------------------------------------------------------------------------

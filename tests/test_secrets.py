@@ -1,4 +1,5 @@
 import pickle
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -46,3 +47,20 @@ def test_get_secret_reads_the_environment():
 def test_missing_secret_names_where_to_put_it(spec, env_var, key):
     with pytest.raises(MissingSecretError, match=rf"set the environment variable {env_var} \(on Databricks: secret scope 'APIs', key '{key}'\)"):
         get_secret(spec, {})
+
+
+ENCODABLE = "k3y/with+plus&amp=eq%pct space"
+
+
+@pytest.mark.parametrize("encode", [
+    lambda v: quote(v, safe=""),  # a query value as requests sends it
+    lambda v: quote(v, safe="/"),  # a path segment
+    quote_plus,  # form encoding: space as '+'
+    lambda v: quote(v, safe="").lower(),  # lower-case escapes, as some servers echo them
+    lambda v: quote(quote(v, safe=""), safe=""),  # a URL inside a URL (a redirect target)
+], ids=["query", "path", "plus", "lower-hex", "twice"])
+def test_scrub_removes_percent_encoded_forms_of_a_secret(encode):
+    url = f"https://weather.example/timeline/x?unitGroup=metric&key={encode(ENCODABLE)}&include=hours"
+    scrubbed = scrub(f"ConnectionError: Max retries exceeded with url: {url}", [Secret(ENCODABLE)])
+    assert scrubbed == ("ConnectionError: Max retries exceeded with url: "
+                        "https://weather.example/timeline/x?unitGroup=metric&key=***&include=hours")

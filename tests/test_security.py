@@ -14,7 +14,7 @@ import deltalake
 import mlflow
 import pytest
 
-from gridcast.sources.replay import FaultConfig, ReplayServer
+from gridcast.replay import FaultSettings, ReplayServer
 from replay_fixtures import build_tiny_recording
 from steps import ingest as ingest_step
 
@@ -47,18 +47,23 @@ def ingested(spark, tmp_path_factory):
     previous_level = capture.level
     capture.addHandler(handler)
     capture.setLevel(logging.DEBUG)
-    faults = FaultConfig(rate=0.5, kinds=("status", "malformed", "truncated"), statuses=(503, 429), seed=3)
+    # Random faults only garble 200 answers; error statuses are scripted, two per endpoint, fewer
+    # than source=live's 4 retries: the first run sees retries and error bodies and still
+    # completes, so its exit code is known exactly.
+    faults = FaultSettings(rate=0.5, kinds=("malformed", "truncated"), seed=3)
     exit_codes = []
     try:
         with ReplayServer(recording.path, now=recording.start + timedelta(hours=50), faults=faults,
                           tokens={"electricitymaps": EM_TOKEN, "visualcrossing": VC_KEY}) as server:
+            for path, status in (("carbon-intensity", 503), ("power-breakdown", 429), ("timeline", 503)):
+                server.fail_next(path, "status", count=2, status=status)
             overrides = [
                 f"storage.root={root / 'lake'}", f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
                 "source=live", f"source.electricitymaps_url={server.electricitymaps_url}",
                 f"source.visualcrossing_url={server.visualcrossing_url}", "source.backoff_s=0",
             ]
             exit_codes.append(ingest_step.main(overrides))
-            server.faults = FaultConfig()
+            server.faults = FaultSettings()
             monkeypatch.setenv("VISUALCROSSING_TOKEN", WRONG_VC_KEY)
             exit_codes.append(ingest_step.main(overrides))
             served_paths = [r.path for r in server.requests]
@@ -71,8 +76,17 @@ def ingested(spark, tmp_path_factory):
 
 def test_both_runs_ended_as_expected(ingested):
     _, exit_codes, _, _ = ingested
-    # The first run may or may not exhaust retries under 50 % faults; the second must stop on the 401.
-    assert exit_codes[0] in (0, 1) and exit_codes[1] == 1
+    # Run 1: every scripted 503/429 is retried away (2 < 4 retries) and garbled 200s are stored,
+    # not errors, so it succeeds: 0. Run 2: Visual Crossing answers the wrong key with 401, an
+    # AuthError that stops the step: 1.
+    assert exit_codes == [0, 1]
+
+
+def test_the_first_run_went_through_retries_and_error_bodies(ingested):
+    root, _, _, served_paths = ingested
+    carbon = deltalake.DeltaTable(str(root / "lake" / "bronze" / "carbon_data")).to_pandas()
+    assert carbon["attempts"].tolist() == [3] and carbon["http_status"].tolist() == [200]
+    assert sum("timeline" in path for path in served_paths) > 3  # retried, then the 401 run
 
 
 def test_no_secret_in_stdout_stderr_or_logs(ingested, capfd):

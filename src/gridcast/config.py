@@ -66,13 +66,40 @@ class ZoneConfig:
         return ZoneInfo(self.timezone)
 
 
+FAULT_KINDS = ("status", "latency", "truncated", "malformed")
+
+
 @dataclass(frozen=True)
 class FaultSettings:
+    """Fault injection for the replay server (`source.faults`): `rate` of the requests get one
+    of `kinds`.
+
+    Kinds: `status` (an error status among `statuses`, with the API's error body), `latency`
+    (sleep `latency_s`, then answer normally), `truncated` (status 200, the body cut mid-way),
+    `malformed` (status 200, invalid JSON or garbled CSV rows). Which request gets which fault
+    is a function of `seed` and the request itself (see `gridcast.replay.faults`).
+    """
+
     rate: float = 0.0
     kinds: tuple[str, ...] = ("status",)
     statuses: tuple[int, ...] = (500, 503, 429)
     latency_s: float = 2.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        # Accept lists (from YAML) but store tuples, so the settings stay hashable.
+        object.__setattr__(self, "kinds", tuple(self.kinds))
+        object.__setattr__(self, "statuses", tuple(int(s) for s in self.statuses))
+        if not 0.0 <= self.rate <= 1.0:
+            raise ConfigError(f"source.faults.rate must be between 0 and 1, got {self.rate}")
+        if not self.kinds or set(self.kinds) - set(FAULT_KINDS):
+            raise ConfigError(
+                f"source.faults.kinds must be among {', '.join(FAULT_KINDS)}, got {list(self.kinds)}")
+        if not self.statuses or any(not 400 <= s <= 599 for s in self.statuses):
+            raise ConfigError(
+                f"source.faults.statuses must be 4xx/5xx codes, got {list(self.statuses)}")
+        if self.latency_s < 0:
+            raise ConfigError(f"source.faults.latency_s must be >= 0, got {self.latency_s}")
 
 
 @dataclass(frozen=True)
@@ -239,11 +266,8 @@ def _source(node: dict[str, Any]) -> SourceConfig:
     faults = node.get("faults")
     fault_settings = None
     if faults:
-        rate = float(faults.get("rate", 0.0))
-        if not 0.0 <= rate <= 1.0:
-            raise ConfigError(f"source.faults.rate must be between 0 and 1, got {rate}")
         fault_settings = FaultSettings(
-            rate=rate, kinds=tuple(faults.get("kinds", ("status",))),
+            rate=float(faults.get("rate", 0.0)), kinds=tuple(faults.get("kinds", ("status",))),
             statuses=tuple(int(s) for s in faults.get("statuses", (500, 503, 429))),
             latency_s=float(faults.get("latency_s", 2.0)), seed=int(faults.get("seed", 0)),
         )

@@ -3,9 +3,13 @@
 Bronze keeps what the API said, as it said it: the raw body, the HTTP status, the request
 parameters (never credentials), when it was fetched and by which run. A malformed body or an
 error status is stored like any other response: parsing and judging it is silver's job.
-Responses are buffered and appended in a few Delta commits, not one per request. A run time
-whose answers bronze already holds is not fetched again, so replaying a schedule twice is
-idempotent.
+Responses are buffered and appended in a few Delta commits, not one per request.
+
+Idempotent: a rerun adds nothing bronze already has. A request whose 2xx answer bronze holds
+for that run time is not fetched again. A request whose stored answers are all errors is
+fetched again (the failure may have been transient: that is what a rerun is for), and its new
+answer is appended only if it differs from every stored one in request parameters, status,
+payload hash and error (docs/decisions/0005-idempotent-bronze.md).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from gridcast.errors import GridcastError
 from gridcast.config import ZoneConfig
 from gridcast.sources import SourceSession
 from gridcast.sources.http import ApiResponse, RetriesExhaustedError
+from gridcast.sources.visualcrossing import window_days
 from gridcast.storage import TableStore
 from gridcast.tables import BRONZE_CARBON, BRONZE_POWER, BRONZE_TABLES, BRONZE_WEATHER, Table
 
@@ -47,6 +52,7 @@ class IngestSummary:
     rows: dict[str, int] = field(default_factory=lambda: {t.qualified_name: 0 for t in BRONZE_TABLES})
     failures: list[str] = field(default_factory=list)
     skipped: int = 0  # requests already in bronze with a 2xx answer for the same run time
+    unchanged: int = 0  # re-fetched error answers identical to one bronze holds: not appended
     # Answers the API gave with a non-2xx status, per "endpoint HTTP status" (kept in bronze).
     http_errors: dict[str, int] = field(default_factory=dict)
     commits: int = 0
@@ -86,8 +92,13 @@ def plan_requests(zone: ZoneConfig) -> list[Request]:
     ]
 
 
-def _fetch(source: SourceSession, zone: ZoneConfig, request: Request) -> tuple[ApiResponse, str | None]:
-    """Fetch one request; a retryable failure that persisted comes back as a response with an error."""
+def _fetch(source: SourceSession, zone: ZoneConfig, request: Request, run_time: datetime,
+           horizon_h: int) -> tuple[ApiResponse, str | None]:
+    """Fetch one request; a retryable failure that persisted comes back as a response with an error.
+
+    The weather request covers [run_time - 24 h, run_time + horizon] in explicit UTC dates, so
+    a fetch late in the day still reaches the whole horizon.
+    """
     try:
         if request.table is BRONZE_CARBON:
             response = source.electricitymaps.history("carbon-intensity", zone.id)
@@ -95,7 +106,8 @@ def _fetch(source: SourceSession, zone: ZoneConfig, request: Request) -> tuple[A
             response = source.electricitymaps.history("power-breakdown", zone.id)
         else:
             location = next(loc for loc in zone.locations if loc.name == request.location)
-            response = source.visualcrossing.timeline(location)
+            first_day, last_day = window_days(run_time, horizon_h)
+            response = source.visualcrossing.timeline(location, first_day, last_day)
     except RetriesExhaustedError as error:
         return error.response, str(error)
     return response, None
@@ -114,16 +126,33 @@ def bronze_row(zone: str, request: Request, response: ApiResponse, *, source: st
     return (zone, *common)
 
 
-def already_ingested(spark: SparkSession, store: TableStore, zone: str,
-                     run_times: list[datetime]) -> set[tuple[str, str | None, int]]:
-    """(table, location, epoch seconds of ingested_at) of the 2xx answers bronze already holds for
-    these run times: one Spark action over the bronze tables that exist.
+# (request params JSON, HTTP status, payload hash, error): what makes two answers the same.
+AnswerSignature = tuple[str, int | None, str | None, str | None]
+RequestKey = tuple[str, str | None, int]  # (table, location, epoch seconds of ingested_at)
 
-    A simulated schedule run twice then fetches nothing twice; in live mode the run time is
-    "now", which bronze never holds yet.
+
+@dataclass
+class StoredAnswers:
+    """What bronze holds for one request at one run time."""
+
+    ok: bool = False  # a 2xx answer without error: nothing left to fetch
+    signatures: set[AnswerSignature] = field(default_factory=set)
+
+
+def answer_signature(response: ApiResponse, failure: str | None) -> AnswerSignature:
+    """The identity of an answer, as bronze stores it (see `bronze_row`)."""
+    return (response.params_json, response.status, response.payload_hash, failure or response.error)
+
+
+def stored_answers(spark: SparkSession, store: TableStore, zone: str,
+                   run_times: list[datetime]) -> dict[RequestKey, StoredAnswers]:
+    """The answers bronze already holds for these run times, per request: one Spark action over
+    the bronze tables that exist, bodies left out (the payload hash stands for them).
+
+    In live mode the run time is "now", which bronze never holds yet.
     """
     if not run_times:
-        return set()
+        return {}
     first, last = min(run_times), max(run_times)
     parts = []
     for table in BRONZE_TABLES:
@@ -132,17 +161,23 @@ def already_ingested(spark: SparkSession, store: TableStore, zone: str,
         location = F.col("location") if table is BRONZE_WEATHER else F.lit(None).cast("string")
         parts.append(
             store.read(spark, table)
-            .where((F.col("zone") == zone) & F.col("ingested_at").between(first, last)
-                   & F.col("http_status").between(200, 299) & F.col("error").isNull())
+            .where((F.col("zone") == zone) & F.col("ingested_at").between(first, last))
             .select(F.lit(table.qualified_name).alias("table"), location.alias("location"),
-                    F.col("ingested_at").cast("long").alias("epoch"))
+                    F.col("ingested_at").cast("long").alias("epoch"), "request_params",
+                    "http_status", "payload_hash", "error")
         )
     if not parts:
-        return set()
-    done = parts[0]
+        return {}
+    rows = parts[0]
     for part in parts[1:]:
-        done = done.unionByName(part)
-    return {(row["table"], row["location"], row["epoch"]) for row in done.distinct().collect()}
+        rows = rows.unionByName(part)
+    answers: dict[RequestKey, StoredAnswers] = {}
+    for row in rows.distinct().collect():
+        stored = answers.setdefault((row["table"], row["location"], row["epoch"]), StoredAnswers())
+        status = row["http_status"]
+        stored.ok = stored.ok or (status is not None and 200 <= status < 300 and row["error"] is None)
+        stored.signatures.add((row["request_params"], status, row["payload_hash"], row["error"]))
+    return answers
 
 
 def ingest(
@@ -152,20 +187,21 @@ def ingest(
     zone: ZoneConfig,
     *,
     run_id: str,
+    horizon_h: int = 24,
     flush_every_runs: int = 500,
     concurrency: int = 4,
     progress: Progress = print,
     on_commit: Callable[[Table, int], None] | None = None,
 ) -> IngestSummary:
-    """Fetch every planned request at every run time and append the answers to bronze.
+    """Fetch every planned request at every run time and append the new answers to bronze.
 
-    AuthError stops at once (after writing what was already fetched). Requests that fail after
+    `horizon_h` is how far ahead the weather request reaches. AuthError stops at once (after writing what was already fetched). Requests that fail after
     every retry are written with their error and reported by `IngestIncompleteError` at the end.
     """
     started = time.monotonic()
     buffer, summary = BronzeBuffer(), IngestSummary()
     requests_ = plan_requests(zone)
-    done = already_ingested(spark, store, zone.id, source.run_times)
+    stored = stored_answers(spark, store, zone.id, source.run_times)
     total = len(source.run_times)
     report_every = max(1, total // 10)
 
@@ -183,21 +219,27 @@ def ingest(
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ingest") as pool:
             for index, run_time in enumerate(source.run_times, start=1):
                 epoch = int(run_time.timestamp())
-                pending = [r for r in requests_ if (r.table.qualified_name, r.location, epoch) not in done]
+                known = {r: stored.get((r.table.qualified_name, r.location, epoch), StoredAnswers())
+                         for r in requests_}
+                pending = [r for r in requests_ if not known[r].ok]
                 summary.skipped += len(requests_) - len(pending)
                 source.set_clock(run_time)
-                results = list(pool.map(lambda r: _fetch(source, zone, r), pending))
+                results = list(pool.map(
+                    lambda r: _fetch(source, zone, r, run_time, horizon_h), pending))
                 for request, (response, failure) in zip(pending, results):
+                    if failure:
+                        summary.failures.append(f"{run_time:%Y-%m-%dT%H:%MZ} {failure}")
+                    if response.status is not None and not 200 <= response.status < 300:
+                        label = f"{response.endpoint} HTTP {response.status}"
+                        summary.http_errors[label] = summary.http_errors.get(label, 0) + 1
+                    if answer_signature(response, failure) in known[request].signatures:
+                        summary.unchanged += 1
+                        continue
                     buffer.add(request.table, bronze_row(
                         zone.id, request, response, source=source.kind, ingested_at=run_time,
                         run_id=run_id, failure=failure,
                     ))
                     summary.rows[request.table.qualified_name] += 1
-                    if response.status is not None and not 200 <= response.status < 300:
-                        label = f"{response.endpoint} HTTP {response.status}"
-                        summary.http_errors[label] = summary.http_errors.get(label, 0) + 1
-                    if failure:
-                        summary.failures.append(f"{run_time:%Y-%m-%dT%H:%MZ} {failure}")
                 summary.runs = index
                 if index % flush_every_runs == 0:
                     flush()
@@ -206,6 +248,7 @@ def ingest(
                         f"ingest {zone.id}: run {index}/{total} at {run_time:%Y-%m-%dT%H:%MZ}, "
                         f"{sum(summary.rows.values())} responses, {len(summary.failures)} failed, "
                         f"{summary.skipped} already in bronze, "
+                        f"{summary.unchanged} error answers unchanged, "
                         f"{time.monotonic() - started:.1f} s"
                     )
     finally:

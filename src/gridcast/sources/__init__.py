@@ -49,19 +49,14 @@ def open_source(cfg: GridcastConfig, now: datetime | None = None) -> Iterator[So
     live: the real services (tokens from the environment or Databricks), one run at `now`.
     """
     if cfg.source.kind == "replay":
-        from gridcast.recording import load_recording, portal_energy_series
-        from gridcast.sources.replay import FaultConfig, ReplayServer
+        from gridcast.replay import ReplayServer, load_recording, portal_energy_series
 
-        faults = None
-        if cfg.source.faults is not None and cfg.source.faults.rate > 0:
-            f = cfg.source.faults
-            faults = FaultConfig(rate=f.rate, kinds=f.kinds, statuses=f.statuses, latency_s=f.latency_s, seed=f.seed)
         run_times = cfg.ingest.schedule()
         recording = load_recording(cfg.source.recording)
         for path in cfg.source.portal_csv:
             series = portal_energy_series([path])
             recording.zones[series.zone] = series
-        with ReplayServer(recording, now=run_times[0], faults=faults) as server:
+        with ReplayServer(recording, now=run_times[0], faults=cfg.source.faults) as server:
             em, vc = _clients(cfg, server.electricitymaps_url, server.visualcrossing_url, None, None)
             yield SourceSession("replay", em, vc, run_times, server.set_now)
         return

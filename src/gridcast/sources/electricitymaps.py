@@ -13,7 +13,9 @@ from gridcast.sources.http import ApiResponse, HttpClient
 from gridcast.sources.secrets import ELECTRICITYMAPS, Secret
 
 SIGNALS = ("carbon-intensity", "power-breakdown")
-PAST_RANGE_MAX = timedelta(days=10)
+PAST_RANGE_MAX = timedelta(hours=240)  # the API's limit per call at hourly granularity
+PAID_PLAN_NOTE = ("past-range needs a paid Electricity Maps plan: the free tier serves only "
+                  "the latest and the last 24 hours (history).")
 
 
 def _iso(moment: datetime) -> str:
@@ -26,7 +28,8 @@ class ElectricityMapsClient:
     token: Secret | None
     http: HttpClient
 
-    def _get(self, signal: str, kind: str, params: dict[str, str]) -> ApiResponse:
+    def _get(self, signal: str, kind: str, params: dict[str, str],
+             access_note: str = "") -> ApiResponse:
         if signal not in SIGNALS:
             raise ValueError(f"unknown signal {signal!r}; choose one of {SIGNALS}")
         endpoint = f"{signal}/{kind}"
@@ -34,6 +37,7 @@ class ElectricityMapsClient:
         return self.http.get(
             f"{self.base_url.rstrip('/')}/{endpoint}", endpoint=endpoint, params=params,
             secret=self.token, secret_spec=ELECTRICITYMAPS, headers=headers,
+            access_note=access_note,
         )
 
     def history(self, signal: str, zone: str, *, emission_factor_type: str | None = None,
@@ -45,7 +49,22 @@ class ElectricityMapsClient:
         return self._get(signal, "latest", _params(zone, emission_factor_type, None))
 
     def past_range(self, signal: str, zone: str, start: datetime, end: datetime) -> list[ApiResponse]:
-        """Hourly entries in [start, end), one request per chunk of at most 10 days."""
+        """Hourly entries in [start, end), one request per chunk of at most 240 hours.
+
+        Args:
+            signal: `carbon-intensity` or `power-breakdown`.
+            zone: the zone key, e.g. `GR`.
+            start, end: timezone-aware instants, end after start.
+
+        Returns:
+            One response per chunk, oldest first.
+
+        Raises:
+            ValueError: naive datetimes or end not after start.
+            AuthError: the token may not use past-range (the message says a paid plan is needed).
+        """
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("past_range needs timezone-aware start and end (UTC)")
         if end <= start:
             raise ValueError(f"end ({end}) must be after start ({start})")
         responses = []
@@ -53,7 +72,7 @@ class ElectricityMapsClient:
         while chunk_start < end:
             chunk_end = min(chunk_start + PAST_RANGE_MAX, end)
             params = {**_params(zone, None, None), "start": _iso(chunk_start), "end": _iso(chunk_end)}
-            responses.append(self._get(signal, "past-range", params))
+            responses.append(self._get(signal, "past-range", params, PAID_PLAN_NOTE))
             chunk_start = chunk_end
         return responses
 

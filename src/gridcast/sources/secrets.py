@@ -7,8 +7,10 @@ raised or stored.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterable
+from urllib.parse import quote, quote_plus
 
 from gridcast.errors import GridcastError
 
@@ -89,12 +91,28 @@ def get_secret(spec: SecretSpec, environ: dict[str, str] | None = None) -> Secre
     return Secret(value.strip())
 
 
+def _encoded_forms(value: str) -> set[str]:
+    """The value as it may appear in a URL or a message: raw, percent-encoded (path and query
+    styles, `+` for space), and encoded twice (a URL quoted inside another URL)."""
+    once = {quote(value, safe=""), quote(value, safe="/"), quote_plus(value)}
+    twice = {quote(form, safe="") for form in once}
+    return {value} | once | twice
+
+
 def scrub(text: str | None, secrets: Iterable[Secret | str | None]) -> str | None:
-    """Replace every secret value in text by '***'."""
+    """Replace every secret value in text by '***', raw or percent-encoded.
+
+    Percent escapes match in either case (`%2F` and `%2f`), as servers and libraries differ.
+    """
     if text is None:
         return None
     for secret in secrets:
         value = secret.reveal() if isinstance(secret, Secret) else secret
-        if value:
-            text = text.replace(value, "***")
+        if not value:
+            continue
+        # Longest first, so a raw value inside an encoded form cannot leave half of it behind.
+        for form in sorted(_encoded_forms(value), key=len, reverse=True):
+            pattern = re.sub(r"%([0-9A-F]{2})", lambda m: f"%(?i:{m.group(1)})",
+                             re.escape(form).replace(r"\%", "%"))
+            text = re.sub(pattern, "***", text)
     return text
