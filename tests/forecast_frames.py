@@ -22,11 +22,11 @@ def synthetic_series(days: int, seed: int = 0, shift_at: float = 0.5) -> pd.Data
     hour = t % 24
     weekday = (t // 24) % 7
     solar = np.clip(np.sin((hour - 6) / 12 * np.pi), 0, None)
-    wind = 20 + 10 * np.sin(t / 37.0) + rng.normal(0, 3, n)
+    wind = 20 + 10 * np.sin(t / 37.0) + rng.normal(0, 1, n)
     renewable = np.clip(25 * solar + wind, 0, 100)
     temp = 12 + 8 * np.sin((hour - 9) / 24 * 2 * np.pi) + 3 * np.sin(t / 200.0) + rng.normal(0, 1, n)
     noise = np.zeros(n)
-    shocks = rng.normal(0, 12, n)
+    shocks = rng.normal(0, 8, n)
     for i in range(1, n):
         noise[i] = 0.8 * noise[i - 1] + shocks[i]
     level = np.where(t >= int(n * shift_at), 320.0, 380.0)
@@ -55,14 +55,14 @@ def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 def point_in_time_frame(
     days: int = 45, horizon: int = 24, seed: int = 0, zone: str = "GR", warmup_days: int = 8,
-    labelled_until: int | None = None,
+    labelled_until: int | None = None, shift_at: float = 0.5,
 ) -> pd.DataFrame:
     """One row per (issued_at, horizon) for every issue hour after `warmup_days`.
 
     Targets beyond the series end (or beyond hour index `labelled_until`) are NaN, like hours
-    not yet known.
+    not yet known. `shift_at`: where the level shift falls, as a share of the series (1 = none).
     """
-    series = synthetic_series(days, seed)
+    series = synthetic_series(days, seed, shift_at)
     ci = series["carbon_intensity"].to_numpy()
     if labelled_until is not None:
         ci_target = ci.copy()

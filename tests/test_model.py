@@ -242,3 +242,16 @@ def test_log_training_records_metrics_artifacts_and_a_registered_pyfunc(tmp_path
 
     served = loaded.predict(to_model_input(rows, pooled.feature_columns))
     pd.testing.assert_frame_equal(served, pooled.predict(rows).reset_index(drop=True))
+
+
+@pytest.mark.parametrize("choice", ["pooled", "blocks"])
+def test_hydra_model_group_files_parse_into_model_settings(choice):
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    path = Path(__file__).resolve().parents[1] / "conf" / "model" / f"{choice}.yaml"
+    parsed = ModelSettings.from_mapping(OmegaConf.to_container(OmegaConf.load(path)))
+
+    assert parsed.kind == choice
+    assert parsed == ModelSettings(kind=choice)  # the dataclass defaults are the shipped config
