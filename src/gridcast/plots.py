@@ -9,10 +9,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import ScalarFormatter  # noqa: E402
 
 from gridcast.model import BASELINES, TARGET, TrainResult  # noqa: E402
 
 BASELINE_STYLE = {"linestyle": "--", "linewidth": 1.2}
+
+
+def _plain_log_ticks(axes: plt.Axes) -> None:
+    axes.yaxis.set_major_formatter(ScalarFormatter())
+    axes.yaxis.set_minor_formatter(ScalarFormatter())
 
 
 def _save(figure: plt.Figure, path: Path) -> Path:
@@ -28,7 +34,10 @@ def plot_mae_by_horizon(table: pd.DataFrame, path: Path) -> Path:
     axes.plot(table["horizon"], table["mae"], marker="o", linewidth=2, label="model")
     for name in BASELINES:
         axes.plot(table["horizon"], table[f"baseline.{name}.mae"], label=name, **BASELINE_STYLE)
-    axes.set(xlabel="horizon (h)", ylabel="MAE (gCO2eq/kWh)", title="Test MAE by horizon")
+    axes.set(xlabel="horizon (h)", ylabel="MAE (gCO2eq/kWh), log scale", title="Test MAE by horizon")
+    # Log scale: persistence is often several times worse and would flatten the other curves.
+    axes.set_yscale("log")
+    _plain_log_ticks(axes)
     axes.grid(alpha=0.3)
     axes.legend()
     return _save(figure, path)
@@ -69,9 +78,10 @@ def plot_error_by_hour(hours: pd.DataFrame, path: Path) -> Path:
     for name in BASELINES:
         axes.plot(hours["hour_local"], hours[name], label=name, **BASELINE_STYLE)
     axes.set(
-        xlabel="hour of day (local)", ylabel="MAE (gCO2eq/kWh)", title="Test MAE by hour of day",
-        xticks=range(0, 24, 3),
+        xlabel="hour of day (local)", ylabel="MAE (gCO2eq/kWh), log scale",
+        title="Test MAE by hour of day", xticks=range(0, 24, 3), yscale="log",
     )
+    _plain_log_ticks(axes)
     axes.grid(alpha=0.3)
     axes.legend()
     return _save(figure, path)
