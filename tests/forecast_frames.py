@@ -24,7 +24,10 @@ def synthetic_series(days: int, seed: int = 0, shift_at: float = 0.5) -> pd.Data
     solar = np.clip(np.sin((hour - 6) / 12 * np.pi), 0, None)
     wind = 20 + 10 * np.sin(t / 37.0) + rng.normal(0, 1, n)
     renewable = np.clip(25 * solar + wind, 0, 100)
-    temp = 12 + 8 * np.sin((hour - 9) / 24 * 2 * np.pi) + 3 * np.sin(t / 200.0) + rng.normal(0, 1, n)
+    temp = (
+        12 + 8 * np.sin((hour - 9) / 24 * 2 * np.pi) + 3 * np.sin(t / 200.0)
+        + rng.normal(0, 1, n)
+    )
     noise = np.zeros(n)
     shocks = rng.normal(0, 8, n)
     for i in range(1, n):

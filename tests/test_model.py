@@ -11,7 +11,8 @@ import pytest
 
 from forecast_frames import point_in_time_frame
 from gridcast.model import (
-    BASELINES, FrameError, ModelSettings, NotEnoughDataError, SplitSettings, TrainSettings,
+    BASELINES, FrameError, ModelSettings, NotEnoughDataError, SettingsError, SplitSettings,
+    TrainSettings,
     calibrate_intervals, chronological_split, conformal_bounds, interval_coverage, log_training,
     point_metrics, seasonal_scale, train_forecaster, walk_forward_splits,
 )
@@ -23,7 +24,8 @@ FAST = ModelSettings(max_iter=40, max_leaf_nodes=15, min_samples_leaf=20)
 
 def settings(kind: str = "pooled", **model: object) -> TrainSettings:
     return TrainSettings(
-        horizon=HORIZON, split=SPLIT, model=ModelSettings(**{**FAST.__dict__, "kind": kind, **model}),
+        horizon=HORIZON, split=SPLIT,
+        model=ModelSettings(**{**FAST.__dict__, "kind": kind, **model}),
         importance_rows=300, importance_repeats=2, plot_days=3,
     )
 
@@ -214,10 +216,12 @@ def test_settings_from_mapping_nest_and_reject_unknown_fields():
 
     assert parsed.model == ModelSettings(kind="blocks", max_iter=10)
     assert parsed.split.test_days == 3
-    with pytest.raises(FrameError, match=r"unknown ModelSettings field\(s\) \['trees'\]"):
+    with pytest.raises(SettingsError, match=r"unknown ModelSettings field\(s\) \['trees'\]"):
         ModelSettings.from_mapping({"trees": 3})
-    with pytest.raises(FrameError, match="model.kind must be one of pooled, blocks"):
+    with pytest.raises(SettingsError, match="model.kind must be one of pooled, blocks"):
         ModelSettings(kind="forest")
+    with pytest.raises(SettingsError, match="horizon must be between 1 and 72, got 100"):
+        TrainSettings(horizon=100)
 
 
 def test_log_training_records_metrics_artifacts_and_a_registered_pyfunc(tmp_path, pooled, frame):

@@ -7,7 +7,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from forecast_frames import point_in_time_frame
-from gridcast.model import ModelSettings, SplitSettings, TrainSettings, log_training, train_forecaster
+from gridcast.model import (
+    ModelSettings, SplitSettings, TrainSettings, log_training, train_forecaster,
+)
 from gridcast.registry import (
     CHALLENGER, CHAMPION, TAG_GATE, TAG_REASON, GateSettings, RegistryError, gate, model_name,
     promote,
@@ -106,7 +108,8 @@ def test_model_that_loses_to_a_naive_baseline_is_rejected_naming_it(store, candi
 
     assert not decision.passed
     assert _aliases(store, version) == set()
-    assert "below baseline seasonal_naive" in store.get_model_version(NAME, version).tags[TAG_REASON]
+    reason = store.get_model_version(NAME, version).tags[TAG_REASON]
+    assert "below baseline seasonal_naive" in reason
     with pytest.raises(RegistryError, match=f"v{version} did not pass the gate"):
         promote(NAME, version)
 
@@ -122,6 +125,11 @@ def test_without_auto_promote_a_passing_model_waits_as_challenger_until_promoted
     assert _aliases(store, version) == {CHALLENGER}
     promote(NAME, version)
     assert _aliases(store, version) == {CHALLENGER, CHAMPION}
+
+
+def test_gating_an_unknown_version_says_so(store):
+    with pytest.raises(RegistryError, match=f"cannot gate {NAME} v7: no such version"):
+        gate(NAME, 7)
 
 
 def test_model_name_is_zone_and_horizon():

@@ -53,12 +53,18 @@ class FrameError(GridcastError, ValueError):
     """The frame does not follow the point-in-time frame contract; the message says how."""
 
 
+class SettingsError(GridcastError, ValueError):
+    """A training setting is unknown or out of range; the message gives the valid choices."""
+
+
 def _from_mapping(cls, values: Mapping[str, Any] | None, nested: Mapping[str, type] = {}):
     values = dict(values or {})
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise FrameError(f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
+        raise SettingsError(
+            f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}"
+        )
     for name, sub in nested.items():
         if name in values and not isinstance(values[name], sub):
             values[name] = sub.from_mapping(values[name])
@@ -88,9 +94,11 @@ class ModelSettings:
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
-            raise FrameError(f"model.kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}")
+            raise SettingsError(
+                f"model.kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}"
+            )
         if self.target not in TARGET_MODES:
-            raise FrameError(
+            raise SettingsError(
                 f"model.target must be one of {', '.join(TARGET_MODES)}, got {self.target!r}"
             )
         object.__setattr__(self, "blocks", tuple((int(a), int(b)) for a, b in self.blocks))
@@ -131,6 +139,19 @@ class TrainSettings:
     importance_rows: int = 2000
     importance_repeats: int = 3
     plot_days: int = 14
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.horizon <= 72:
+            raise SettingsError(f"horizon must be between 1 and 72, got {self.horizon}")
+        if not 0 < self.interval_lower < self.interval_upper < 1:
+            raise SettingsError(
+                "interval levels need 0 < interval_lower < interval_upper < 1, got "
+                f"{self.interval_lower}, {self.interval_upper}"
+            )
+        if min(self.split.calibration_days, self.split.test_days, self.split.folds) < 1:
+            raise SettingsError(
+                "split.calibration_days, split.test_days and split.folds must be >= 1"
+            )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> "TrainSettings":
@@ -223,7 +244,9 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
     """
     missing = [c for c in (*KEY_COLUMNS, TARGET) if c not in frame.columns]
     if missing:
-        raise FrameError(f"frame lacks column(s) {missing}; a point-in-time frame has {KEY_COLUMNS}")
+        raise FrameError(
+            f"frame lacks column(s) {missing}; a point-in-time frame has {KEY_COLUMNS}"
+        )
     columns = ["horizon"] + [c for c in frame.columns if c not in (*KEY_COLUMNS, TARGET)]
     bad = [
         c for c in columns
@@ -262,7 +285,7 @@ def horizon_blocks(settings: ModelSettings, horizon: int) -> list[tuple[int, int
     blocks = [(lo, min(hi, horizon)) for lo, hi in settings.blocks if lo <= horizon]
     covered = {h for lo, hi in blocks for h in range(lo, hi + 1)}
     if covered != set(range(1, horizon + 1)):
-        raise FrameError(f"model.blocks {settings.blocks} do not cover horizons 1..{horizon}")
+        raise SettingsError(f"model.blocks {settings.blocks} do not cover horizons 1..{horizon}")
     return blocks
 
 
@@ -750,9 +773,10 @@ def log_training(
 
 
 __all__ = [
-    "BASELINES", "EVALUATION_ROWS_ARTIFACT", "FrameError", "ForecastModel", "Forecaster", "LoggedForecaster", "ModelSettings", "NotEnoughDataError", "Split",
+    "BASELINES", "EVALUATION_ROWS_ARTIFACT", "FrameError", "ForecastModel", "Forecaster",
+    "LoggedForecaster", "ModelSettings", "NotEnoughDataError", "SettingsError", "Split",
     "SplitSettings", "TrainResult", "TrainSettings", "calibrate_intervals", "chronological_split",
     "conformal_bounds", "evaluate_forecasts", "feature_columns", "interval_coverage",
-    "permutation_importances", "predict_with_intervals", "to_model_input",
-    "log_training", "pyfunc_model", "train_forecaster", "walk_forward_splits",
+    "log_training", "permutation_importances", "predict_with_intervals", "pyfunc_model",
+    "to_model_input", "train_forecaster", "walk_forward_splits",
 ]

@@ -34,7 +34,9 @@ def plot_mae_by_horizon(table: pd.DataFrame, path: Path) -> Path:
     axes.plot(table["horizon"], table["mae"], marker="o", linewidth=2, label="model")
     for name in BASELINES:
         axes.plot(table["horizon"], table[f"baseline.{name}.mae"], label=name, **BASELINE_STYLE)
-    axes.set(xlabel="horizon (h)", ylabel="MAE (gCO2eq/kWh), log scale", title="Test MAE by horizon")
+    axes.set(
+        xlabel="horizon (h)", ylabel="MAE (gCO2eq/kWh), log scale", title="Test MAE by horizon"
+    )
     # Log scale: persistence is often several times worse and would flatten the other curves.
     axes.set_yscale("log")
     _plain_log_ticks(axes)
@@ -93,7 +95,8 @@ def save_training_plots(result: TrainResult, importance: pd.DataFrame, out: Path
     paths = [plot_mae_by_horizon(result.horizon_table, out / "mae_by_horizon.png")]
     for h in horizons:
         paths.append(plot_forecast_vs_actual(
-            result.scored_test, h, result.settings.plot_days, out / f"forecast_vs_actual_h{h:02d}.png"
+            result.scored_test, h, result.settings.plot_days,
+            out / f"forecast_vs_actual_h{h:02d}.png",
         ))
     paths.append(plot_permutation_importance(importance, out / "permutation_importance.png"))
     if not result.hour_table.empty:

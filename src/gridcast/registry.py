@@ -8,7 +8,7 @@ stages: `challenger` = passed the gate, `champion` = serving.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 import mlflow
@@ -79,7 +79,9 @@ def model_name(zone: str, horizon: int) -> str:
 
 def evaluation_rows(run_id: str) -> pd.DataFrame:
     """The scored test rows a training run stored (keys, inputs, target)."""
-    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=EVALUATION_ROWS_ARTIFACT)
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=EVALUATION_ROWS_ARTIFACT
+    )
     return pd.read_parquet(path)
 
 
@@ -138,8 +140,15 @@ def gate(name: str, version: str | int, settings: GateSettings = GateSettings())
     """
     client = MlflowClient()
     version = str(version)
-    candidate_version = client.get_model_version(name, version)
-    data = _evaluation_data(evaluation_rows(candidate_version.run_id))
+    try:
+        candidate_version = client.get_model_version(name, version)
+        rows = evaluation_rows(candidate_version.run_id)
+    except MlflowException as error:
+        raise RegistryError(
+            f"cannot gate {name} v{version}: no such version or its run has no "
+            f"{EVALUATION_ROWS_ARTIFACT} ({error.error_code})"
+        ) from None
+    data = _evaluation_data(rows)
     candidate = _evaluate(
         f"{name} v{version}", data, model=f"models:/{name}/{version}", predictions="prediction"
     )
@@ -183,7 +192,7 @@ def gate(name: str, version: str | int, settings: GateSettings = GateSettings())
         client.set_registered_model_alias(name, CHALLENGER, version)
         if settings.auto_promote:
             promote(name, version)
-            decision = GateDecision(**{**decision.__dict__, "promoted": True})
+            decision = replace(decision, promoted=True)
     else:
         for alias in client.get_model_version(name, version).aliases:
             client.delete_registered_model_alias(name, alias)
@@ -192,8 +201,10 @@ def gate(name: str, version: str | int, settings: GateSettings = GateSettings())
 
 def _record(client: MlflowClient, decision: GateDecision) -> None:
     name, version = decision.name, decision.version
-    client.set_model_version_tag(name, version, TAG_GATE, "passed" if decision.passed else "rejected")
-    client.set_model_version_tag(name, version, "gridcast.gate.mae", f"{decision.candidate_mae:.6g}")
+    status = "passed" if decision.passed else "rejected"
+    client.set_model_version_tag(name, version, TAG_GATE, status)
+    client.set_model_version_tag(name, version, "gridcast.gate.mae",
+                                 f"{decision.candidate_mae:.6g}")
     for baseline, mae in decision.baseline_mae.items():
         client.set_model_version_tag(name, version, f"gridcast.gate.baseline.{baseline}.mae",
                                      f"{mae:.6g}")
