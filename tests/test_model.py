@@ -82,8 +82,12 @@ def test_same_data_and_seed_give_identical_predictions(frame, pooled):
 
 
 @pytest.mark.parametrize("kind", ["pooled", "blocks"])
-def test_both_model_kinds_fit_and_predict_every_horizon_with_ordered_bounds(frame, kind):
-    result = train_forecaster(frame, settings(kind))
+def test_both_model_kinds_fit_and_predict_every_horizon_with_ordered_bounds(
+    frame, kind, request
+):
+    result = request.getfixturevalue("pooled") if kind == "pooled" else train_forecaster(
+        frame, settings(kind)
+    )
     forecast = result.predict(frame)
 
     assert len(result.forecaster.estimators_) == (1 if kind == "pooled" else 2)  # 1-6, 7-12
