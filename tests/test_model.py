@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from forecast_frames import point_in_time_frame
+from gridcast.config import ConfigError
 from gridcast.model import (
-    BASELINES, FrameError, ModelSettings, NotEnoughDataError, SettingsError, SplitSettings,
+    BASELINES, FrameError, ModelSettings, NotEnoughDataError, SplitSettings,
     TrainSettings,
     calibrate_intervals, chronological_split, conformal_bounds, interval_coverage, log_training,
     point_metrics, seasonal_scale, train_forecaster, walk_forward_splits,
@@ -220,11 +221,11 @@ def test_settings_from_mapping_nest_and_reject_unknown_fields():
 
     assert parsed.model == ModelSettings(kind="blocks", max_iter=10)
     assert parsed.split.test_days == 3
-    with pytest.raises(SettingsError, match=r"unknown ModelSettings field\(s\) \['trees'\]"):
+    with pytest.raises(ConfigError, match=r"unknown model setting\(s\) trees; choose from"):
         ModelSettings.from_mapping({"trees": 3})
-    with pytest.raises(SettingsError, match="model.kind must be one of pooled, blocks"):
+    with pytest.raises(ConfigError, match="model.kind must be one of pooled, blocks"):
         ModelSettings(kind="forest")
-    with pytest.raises(SettingsError, match="horizon must be between 1 and 72, got 100"):
+    with pytest.raises(ConfigError, match="horizon must be between 1 and 72, got 100"):
         TrainSettings(horizon=100)
 
 

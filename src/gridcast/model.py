@@ -27,7 +27,10 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from gridcast.config import ConfigError
 from gridcast.errors import GridcastError
+from gridcast.frame import FrameError
+from gridcast.settings import settings_from_mapping
 
 KEY_COLUMNS = ("zone", "issued_at", "horizon", "datetime")
 TARGET = "target"
@@ -47,28 +50,6 @@ PREDICTION_COLUMNS = ("prediction", "p10", "p90")
 
 class NotEnoughDataError(GridcastError):
     """The frame covers too few hours to split into train, calibration, gaps and test."""
-
-
-class FrameError(GridcastError, ValueError):
-    """The frame does not follow the point-in-time frame contract; the message says how."""
-
-
-class SettingsError(GridcastError, ValueError):
-    """A training setting is unknown or out of range; the message gives the valid choices."""
-
-
-def _from_mapping(cls, values: Mapping[str, Any] | None, nested: Mapping[str, type] = {}):
-    values = dict(values or {})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise SettingsError(
-            f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}"
-        )
-    for name, sub in nested.items():
-        if name in values and not isinstance(values[name], sub):
-            values[name] = sub.from_mapping(values[name])
-    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -94,18 +75,18 @@ class ModelSettings:
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
-            raise SettingsError(
+            raise ConfigError(
                 f"model.kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}"
             )
         if self.target not in TARGET_MODES:
-            raise SettingsError(
+            raise ConfigError(
                 f"model.target must be one of {', '.join(TARGET_MODES)}, got {self.target!r}"
             )
         object.__setattr__(self, "blocks", tuple((int(a), int(b)) for a, b in self.blocks))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> "ModelSettings":
-        return _from_mapping(cls, values)
+        return settings_from_mapping(cls, values, "model")
 
 
 @dataclass(frozen=True)
@@ -124,7 +105,7 @@ class SplitSettings:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> "SplitSettings":
-        return _from_mapping(cls, values)
+        return settings_from_mapping(cls, values, "train.split")
 
 
 @dataclass(frozen=True)
@@ -142,20 +123,20 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         if not 1 <= self.horizon <= 72:
-            raise SettingsError(f"horizon must be between 1 and 72, got {self.horizon}")
+            raise ConfigError(f"horizon must be between 1 and 72, got {self.horizon}")
         if not 0 < self.interval_lower < self.interval_upper < 1:
-            raise SettingsError(
+            raise ConfigError(
                 "interval levels need 0 < interval_lower < interval_upper < 1, got "
                 f"{self.interval_lower}, {self.interval_upper}"
             )
         if min(self.split.calibration_days, self.split.test_days, self.split.folds) < 1:
-            raise SettingsError(
+            raise ConfigError(
                 "split.calibration_days, split.test_days and split.folds must be >= 1"
             )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> "TrainSettings":
-        return _from_mapping(cls, values, {"model": ModelSettings, "split": SplitSettings})
+        return settings_from_mapping(cls, values, "train")
 
 
 # ---------------------------------------------------------------------------------------- split
@@ -285,7 +266,7 @@ def horizon_blocks(settings: ModelSettings, horizon: int) -> list[tuple[int, int
     blocks = [(lo, min(hi, horizon)) for lo, hi in settings.blocks if lo <= horizon]
     covered = {h for lo, hi in blocks for h in range(lo, hi + 1)}
     if covered != set(range(1, horizon + 1)):
-        raise SettingsError(f"model.blocks {settings.blocks} do not cover horizons 1..{horizon}")
+        raise ConfigError(f"model.blocks {settings.blocks} do not cover horizons 1..{horizon}")
     return blocks
 
 
@@ -774,7 +755,7 @@ def log_training(
 
 __all__ = [
     "BASELINES", "EVALUATION_ROWS_ARTIFACT", "FrameError", "ForecastModel", "Forecaster",
-    "LoggedForecaster", "ModelSettings", "NotEnoughDataError", "SettingsError", "Split",
+    "LoggedForecaster", "ModelSettings", "NotEnoughDataError", "ConfigError", "Split",
     "SplitSettings", "TrainResult", "TrainSettings", "calibrate_intervals", "chronological_split",
     "conformal_bounds", "evaluate_forecasts", "feature_columns", "interval_coverage",
     "log_training", "permutation_importances", "predict_with_intervals", "pyfunc_model",

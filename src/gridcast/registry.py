@@ -8,7 +8,7 @@ stages: `challenger` = passed the gate, `champion` = serving.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 import mlflow
@@ -19,6 +19,7 @@ from mlflow.models.evaluation.validation import ModelValidationFailedException
 from mlflow.tracking import MlflowClient
 
 from gridcast.errors import GridcastError
+from gridcast.settings import settings_from_mapping
 from gridcast.model import (
     BASELINES, EVALUATION_ROWS_ARTIFACT, KEY_COLUMNS, TARGET, to_model_input,
 )
@@ -50,11 +51,7 @@ class GateSettings:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> "GateSettings":
-        values = dict(values or {})
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise RegistryError(f"unknown GateSettings field(s) {unknown}")
-        return cls(**values)
+        return settings_from_mapping(cls, values, "register")
 
 
 @dataclass(frozen=True)

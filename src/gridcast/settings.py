@@ -9,10 +9,10 @@ names `<section>.<key>`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import types
 import typing
-from dataclasses import fields
 from typing import Any, Mapping, TypeVar
 
 from gridcast.config import ConfigError
@@ -21,8 +21,15 @@ T = TypeVar("T")
 
 
 def _coerce(section: str, name: str, kind: Any, value: Any) -> Any:
-    """`value` as the annotated type `kind` (bool, int, float, str, tuple[...], X | None)."""
+    """`value` as the annotated type `kind` (bool, int, float, str, tuple[...], X | None, or a
+    nested settings dataclass)."""
     where = f"{section}.{name}"
+    if dataclasses.is_dataclass(kind):
+        if isinstance(value, kind):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a mapping of settings, got {value!r}")
+        return settings_from_mapping(kind, value, where)
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
         options = [k for k in typing.get_args(kind) if k is not type(None)]
@@ -72,7 +79,7 @@ def settings_from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, secti
         ConfigError: an unknown key, a value of the wrong type, or one `__post_init__` rejects.
     """
     values = dict(mapping or {})
-    declared = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    declared = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - declared)
     if unknown:
         raise ConfigError(f"unknown {section} setting(s) {', '.join(unknown)}; "
