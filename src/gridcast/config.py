@@ -10,15 +10,23 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from omegaconf import DictConfig, OmegaConf
 
 from gridcast.errors import GridcastError
 
+if TYPE_CHECKING:
+    from gridcast.frame import FrameSettings
+    from gridcast.model import TrainSettings
+    from gridcast.monitoring import MonitorSettings
+    from gridcast.registry import GateSettings
+    from gridcast.serve import ServeSettings
+    from gridcast.windows import RecommendSettings
+
 HORIZON_RANGE = (1, 72)
-GROUPS = ("zone", "source", "storage")
+GROUPS = ("zone", "source", "storage", "model")
 
 
 class ConfigError(GridcastError, ValueError):
@@ -171,6 +179,13 @@ class GridcastConfig:
     spark: SparkConfig
     choices: dict[str, str]
     raw: dict[str, Any] = field(repr=False, compare=False)
+    # The library's own sections, each a frozen dataclass of the module that uses it.
+    frame: FrameSettings = field(repr=False)
+    train: TrainSettings = field(repr=False)
+    register: GateSettings = field(repr=False)
+    monitor: MonitorSettings = field(repr=False)
+    recommend: RecommendSettings = field(repr=False)
+    serve: ServeSettings = field(repr=False)
 
 
 def available(group: str) -> list[str]:
@@ -347,8 +362,37 @@ def load_config(overrides: list[str] | None = None) -> GridcastConfig:
             driver_memory=str(spark_node["driver_memory"]),
             driver_java_options=str(spark_node.get("driver_java_options") or ""),
         ),
-        choices=choices, raw=raw,
+        choices=choices, raw=raw, **_sections(raw, horizon),
     )
+
+
+def _sections(raw: dict[str, Any], horizon: int) -> dict[str, Any]:
+    """The library's settings sections, validated now so that a bad value fails before any work.
+
+    Imported here: those modules import this one (ZoneConfig, ConfigError).
+    """
+    from gridcast.frame import FrameSettings
+    from gridcast.model import ModelSettings, TrainSettings
+    from gridcast.monitoring import MonitorSettings
+    from gridcast.registry import GateSettings
+    from gridcast.serve import ServeSettings
+    from gridcast.settings import settings_from_mapping
+    from gridcast.windows import RecommendSettings
+
+    train = dict(raw.get("train") or {})
+    if "horizon" in train or "model" in train:
+        raise ConfigError("set the horizon with `horizon=` and the estimator with `model=`, "
+                          "not inside train")
+    train["horizon"] = horizon
+    train["model"] = ModelSettings.from_mapping(raw.get("model"))
+    return {
+        "frame": FrameSettings.from_mapping(raw.get("frame")),
+        "train": settings_from_mapping(TrainSettings, train, "train"),
+        "register": GateSettings.from_mapping(raw.get("register")),
+        "monitor": MonitorSettings.from_mapping(raw.get("monitor")),
+        "recommend": RecommendSettings.from_mapping(raw.get("recommend")),
+        "serve": ServeSettings.from_mapping(raw.get("serve")),
+    }
 
 
 def _checkpoints(node: dict[str, Any]) -> str | None:
