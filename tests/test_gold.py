@@ -399,3 +399,19 @@ def test_features_step_records_silver_reads_and_reports_unchanged_gold(lakes, tr
     assert run.data.tags["features.mode.gold.historic_data"] == "unchanged"
     read = {i.dataset.name for i in run.inputs.dataset_inputs}
     assert read == {"silver.energy_data", "silver.weather_forecast_data"}
+
+
+def test_weather_changes_outside_the_energy_span_leave_gold_unchanged(spark, tmp_path):
+    # An Electricity Maps outage while Visual Crossing keeps working: only observations beyond
+    # the last energy hour are new, so no gold row is affected.
+    store = LocalTableStore(tmp_path)
+    energy = [energy_row(h, 100 + h, ingested=6) for h in range(6)]
+    weather = [weather_row("Athens", 5, h, float(h), observation=True) for h in range(6)]
+    write_silver(spark, store, energy, weather)
+    update_gold(spark, store, ZONE, progress=silent)
+    later = weather + [weather_row("Athens", 30, h, float(h), observation=True) for h in range(20, 31)]
+    write_silver(spark, store, energy, later)
+    version = store.version(spark, GOLD_HISTORIC)
+    updates = {u.table: u for u in update_gold(spark, store, ZONE, progress=silent)}
+    assert updates[GOLD_HISTORIC].mode == "unchanged"
+    assert store.version(spark, GOLD_HISTORIC) == version

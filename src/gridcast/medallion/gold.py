@@ -633,6 +633,10 @@ def _historic_increment(
     # Silver keeps every hour it once had (its MERGE never deletes), so the spine only grows.
     span = (min([previous.span[0], *changed_energy]), max([previous.span[1], *changed_energy]))
     affected = affected_hours(changed_energy, changed_weather, previous.span, span)
+    if not affected:
+        # Only observations outside the spine changed (an energy outage while weather kept
+        # coming): no gold row covers them yet; the spine's growth will pick them up.
+        return None
     detail = (
         f"{len(changed_energy)} energy hour(s) and {len(changed_weather)} observed hour(s) "
         f"changed; recomputed {sum(b - a + 1 for a, b in affected)} hour(s) "
@@ -662,7 +666,7 @@ def update_historic(silver: SilverSnapshot, zone: ZoneConfig) -> GoldUpdate:
         else:
             if plan is None:
                 return GoldUpdate(table, "unchanged", version=store.version(spark, table),
-                                  detail=f"silver changed, but not for zone {zone.id}")
+                                  detail=f"no gold hour of zone {zone.id} is affected by the silver changes")
             affected, span, detail = plan
             rows = _build_historic_rows(silver, zone, read_ranges(affected, span), affected)
             prune = _between_sql("t.datetime", affected[0][0], affected[-1][1])
