@@ -6,6 +6,7 @@ Frames are silver-shaped and tiny. Module fixtures build once and several tests 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from statistics import mean
@@ -18,9 +19,9 @@ from pyspark.sql.types import DoubleType, StructField, StructType
 from gridcast.config import Location, ZoneConfig
 from gridcast.medallion.calendar import CALENDAR_COLUMNS, holiday_calendar
 from gridcast.medallion.gold import (
-    LAGGED_COLUMNS, SilverContractError, affected_hours, build_historic, build_weather_forecasts,
-    hourly_spine, hour_index, update_gold, weather_columns,
+    LAGGED_COLUMNS, SilverContractError, build_historic, build_weather_forecasts, weather_columns,
 )
+from gridcast.medallion.gold_update import affected_hours, hour_index, hourly_spine, update_gold
 from gridcast.storage import LocalTableStore
 from gridcast.tables import GOLD_HISTORIC, GOLD_WEATHER_FORECASTS, SILVER_ENERGY, SILVER_WEATHER
 
@@ -415,3 +416,22 @@ def test_weather_changes_outside_the_energy_span_leave_gold_unchanged(spark, tmp
     updates = {u.table: u for u in update_gold(spark, store, ZONE, progress=silent)}
     assert updates[GOLD_HISTORIC].mode == "unchanged"
     assert store.version(spark, GOLD_HISTORIC) == version
+
+
+def test_a_changed_definition_rebuilds_the_zone_without_stale_columns(spark, tmp_path):
+    store = LocalTableStore(tmp_path)
+    energy = [energy_row(h, 100 + h, ingested=6) for h in range(6)]
+    weather = [weather_row(loc, 5, h, float(h), observation=True)
+               for loc in ("Athens", "Thessaloniki") for h in range(6)]
+    weather += [weather_row("Thessaloniki", 5, 7, 1.0, observation=False)]
+    write_silver(spark, store, energy, weather)
+    update_gold(spark, store, ZONE, progress=silent)
+    athens_only = dataclasses.replace(ZONE, locations=ZONE.locations[:1])
+    updates = {u.table: u for u in update_gold(spark, store, athens_only, progress=silent)}
+    assert {u.mode for u in updates.values()} == {"full"}
+    assert "definition" in updates[GOLD_HISTORIC].detail
+    for table in (GOLD_HISTORIC, GOLD_WEATHER_FORECASTS):
+        columns = store.read(spark, table).columns
+        assert "athens_temp" in columns and not [c for c in columns if c.startswith("thessaloniki_")]
+    rerun = update_gold(spark, store, athens_only, progress=silent)
+    assert {u.mode for u in rerun} == {"unchanged"}

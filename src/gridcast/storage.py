@@ -43,6 +43,10 @@ class TableStore(ABC):
     def append(self, df: DataFrame, table: Table) -> None:
         """Append rows, creating the table (with its declared properties) on first write."""
 
+    @abstractmethod
+    def replace(self, df: DataFrame, table: Table) -> None:
+        """Replace the table's rows and schema with `df` (a new version; history kept)."""
+
     def version(self, spark: SparkSession, table: Table) -> int | None:
         """The table's current Delta version, or None if it does not exist."""
         if not self.exists(spark, table):
@@ -97,6 +101,10 @@ class LocalTableStore(TableStore):
         # Table properties given as writer options are set when the append creates the table.
         df.write.format("delta").mode("append").options(**table.properties).save(self.identifier(table))
 
+    def replace(self, df: DataFrame, table: Table) -> None:
+        (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+         .options(**table.properties).save(self.identifier(table)))
+
 
 class UnityCatalogTableStore(TableStore):
     """Managed tables `<catalog>.<layer>.<name>` (Databricks)."""
@@ -125,6 +133,10 @@ class UnityCatalogTableStore(TableStore):
 
     def append(self, df: DataFrame, table: Table) -> None:
         df.write.format("delta").mode("append").options(**table.properties).saveAsTable(self.identifier(table))
+
+    def replace(self, df: DataFrame, table: Table) -> None:
+        (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+         .options(**table.properties).saveAsTable(self.identifier(table)))
 
 
 def table_store(config: StorageConfig) -> TableStore:

@@ -123,6 +123,19 @@ SILVER_ENERGY = Table(
     ]),
     description="Power breakdown joined with carbon intensity per zone and hour; newest revision wins.",
 )
+# Visual Crossing's hourly variables, metric units, in its CSV order: silver keeps them all.
+WEATHER_VARIABLES = (
+    "temp", "feelslike", "dew", "humidity", "precip", "precipprob", "preciptype", "snow",
+    "snowdepth", "windgust", "windspeed", "winddir", "sealevelpressure", "cloudcover",
+    "visibility", "solarradiation", "solarenergy", "uvindex", "severerisk", "conditions",
+    "icon", "stations",
+)
+_WEATHER_TEXT = ("preciptype", "conditions", "icon", "stations")
+# The ones gold keeps per location. Temperature and humidity drive heating and cooling demand,
+# cloud cover and solar radiation solar output, wind speed wind output; precipitation goes with
+# cloud and hydro.
+GOLD_WEATHER_VARIABLES = ("temp", "humidity", "cloudcover", "solarradiation", "windspeed", "precip")
+
 SILVER_WEATHER = Table(
     "silver", "weather_forecast_data", key=("location", "issued_hour", "datetime"),
     schema=StructType([
@@ -132,12 +145,8 @@ SILVER_WEATHER = Table(
         StructField("datetime", TimestampType(), False),  # UTC hour start
         StructField("forecast_offset_h", IntegerType()),  # hours from issued_hour to datetime
         StructField("is_observation", BooleanType()),  # datetime <= issued_hour
-        # Visual Crossing hourly variables, metric units, in its CSV order
-        *[StructField(name, StringType() if name in ("preciptype", "conditions", "icon", "stations") else DoubleType())
-          for name in ("temp", "feelslike", "dew", "humidity", "precip", "precipprob", "preciptype", "snow",
-                       "snowdepth", "windgust", "windspeed", "winddir", "sealevelpressure", "cloudcover",
-                       "visibility", "solarradiation", "solarenergy", "uvindex", "severerisk", "conditions",
-                       "icon", "stations")],
+        *[StructField(name, StringType() if name in _WEATHER_TEXT else DoubleType())
+          for name in WEATHER_VARIABLES],
         StructField("ingested_at", TimestampType(), False),  # when this vintage was fetched
     ]),
     description="Hourly weather per location and forecast vintage, UTC; observations marked.",

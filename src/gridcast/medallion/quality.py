@@ -24,6 +24,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, DoubleType, StringType, StructField, StructType
 
+from gridcast.hours import HOUR_S
+from gridcast.medallion.sql import sql_name, sql_text
 from gridcast.tables import SILVER_ENERGY, SILVER_WEATHER, Table
 
 # Every failure of a row: array<struct<check, message>>, empty when the row passed.
@@ -38,15 +40,6 @@ def failure(check: str, message: Column | str) -> Column:
     """One failure entry (for parse failures raised outside a suite)."""
     text = F.lit(message) if isinstance(message, str) else message
     return F.struct(F.lit(check).alias("check"), text.alias("message"))
-
-
-def sql_name(column: str) -> str:
-    return "`" + column.replace("`", "``") + "`"
-
-
-def sql_text(text: str) -> str:
-    """A Spark SQL string literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _failure(check: str, condition: str, message: str) -> str:
@@ -124,7 +117,7 @@ class HourAligned(Expectation):
     name: str = "hour_aligned"
 
     def violations(self, columns: Sequence[str], value: TypedValue) -> list[str]:
-        return [_failure(f"{self.name}:{c}", f"unix_micros({value(c)}) % 3600000000 != 0",
+        return [_failure(f"{self.name}:{c}", f"unix_micros({value(c)}) % {HOUR_S * 1_000_000} != 0",
                          _message(c, "is not on the hour"))
                 for c in self.columns if c in columns]
 

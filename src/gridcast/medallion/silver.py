@@ -18,7 +18,6 @@ with `_`: the bronze pointer (`_source_table`, `_payload_hash`, `_ingest_run_id`
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from functools import reduce
@@ -28,6 +27,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, MapType, StringType, StructField, StructType
 
+from gridcast.hours import HOUR_S
 from gridcast.medallion.quality import (
     ENERGY,
     FAILURES,
@@ -36,9 +36,8 @@ from gridcast.medallion.quality import (
     evaluate,
     failure,
     passed,
-    sql_name,
-    sql_text,
 )
+from gridcast.medallion.sql import column_name_sql, sql_name, sql_text
 from gridcast.medallion.upsert import (
     SOURCE_COLUMN,
     Batch,
@@ -58,6 +57,7 @@ from gridcast.tables import (
     SILVER_ENERGY,
     SILVER_QUARANTINE,
     SILVER_WEATHER,
+    WEATHER_VARIABLES,
     Table,
 )
 
@@ -67,7 +67,6 @@ POWER_SOURCES = tuple(
     f.name.removeprefix("production_") for f in SILVER_ENERGY.schema.fields if f.name.startswith("production_")
 )
 _WEATHER_NAMES = SILVER_WEATHER.schema.names
-WEATHER_VARIABLES = tuple(_WEATHER_NAMES[_WEATHER_NAMES.index("is_observation") + 1: _WEATHER_NAMES.index("ingested_at")])
 
 ENERGY_KEY = SILVER_ENERGY.key
 WEATHER_KEY = SILVER_WEATHER.key
@@ -132,11 +131,6 @@ def _with_pointer(bronze: DataFrame, table: Table) -> DataFrame:
 def _one_row_per_failed_payload(items: Column, item_type: DataType | str) -> Column:
     """The items of a good payload; a single null item for a failed one (so it is kept, once)."""
     return F.when(F.size(FAILURES) > 0, F.array(F.lit(None).cast(item_type))).otherwise(items)
-
-
-def normalise_key(name: str) -> str:
-    """A wire key as a column-name part, as `parse_power_history` does it in Spark."""
-    return re.sub(r"^_+|_+$", "", re.sub(r"[^a-z0-9]+", "_", name.strip().lower()))
 
 
 # --- Electricity Maps ----------------------------------------------------------------------------
@@ -215,7 +209,7 @@ def parse_carbon_history(bronze: DataFrame) -> DataFrame:
 
 
 # A wire key as a column-name part: `hydro discharge` -> `hydro_discharge`, `IT-SO` -> `it_so`.
-_KEY_AS_COLUMN_NAME = r"(k, v) -> regexp_replace(regexp_replace(lower(trim(k)), '[^a-z0-9]+', '_'), '^_+|_+$', '')"
+_KEY_AS_COLUMN_NAME = f"(k, v) -> {column_name_sql('k')}"
 
 
 def parse_power_history(bronze: DataFrame) -> DataFrame:
@@ -351,7 +345,7 @@ def parse_weather_csv(bronze: DataFrame) -> DataFrame:
         .withColumn("_record", F.coalesce(line, _excerpt(body), F.col("error")))
         .selectExpr(
             "zone", "location",
-            "timestamp_seconds(floor(unix_seconds(ingested_at) / 3600) * 3600) AS issued_hour",
+            f"timestamp_seconds(floor(unix_seconds(ingested_at) / {HOUR_S}) * {HOUR_S}) AS issued_hour",
             f"CASE WHEN {raw_datetime} RLIKE {sql_text(_HAS_ZONE)} THEN {raw_datetime} "
             f"ELSE concat({raw_datetime}, 'Z') END AS datetime",
             *[f"{_csv_value(name)} AS {name}" for name in WEATHER_VARIABLES],
@@ -365,7 +359,7 @@ def add_forecast_offset(weather: DataFrame) -> DataFrame:
     """forecast_offset_h (whole hours from issued_hour to datetime) and is_observation
     (datetime at or before issued_hour), on typed rows."""
     seconds = F.unix_seconds("datetime") - F.unix_seconds("issued_hour")
-    return weather.withColumn("forecast_offset_h", F.floor(seconds / 3600).cast("int")).withColumn(
+    return weather.withColumn("forecast_offset_h", F.floor(seconds / HOUR_S).cast("int")).withColumn(
         "is_observation", F.col("datetime") <= F.col("issued_hour"))
 
 
