@@ -178,6 +178,7 @@ def test_observed_weather_is_pivoted_per_location_from_the_newest_observation(hi
     assert not any(c.startswith("lisbon") for c in historic["columns"])
 
 
+@pytest.mark.tz
 @pytest.mark.parametrize(
     ("utc", "local_hour", "local_weekday", "local_day_of_year", "holiday"),
     [

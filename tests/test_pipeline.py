@@ -49,7 +49,7 @@ def test_silver_energy_has_each_hour_the_histories_covered_once(lake):
 
 def test_silver_weather_keeps_one_vintage_per_run_and_location(lake):
     weather = table(lake, "silver", "weather_forecast_data")
-    assert not weather.duplicated(["location", "issued_hour", "datetime"]).any()
+    assert not weather.duplicated(["zone", "location", "issued_hour", "datetime"]).any()
     vintages = weather.groupby("location")["issued_hour"].nunique().to_dict()
     assert vintages == {location.name: RUNS for location in load_config([]).zone.locations}
     assert len(table(lake, "silver", "quarantine")) == 0

@@ -90,6 +90,7 @@ def test_power_breakdown_values_keep_null_and_sign(energy):
     assert (first["fossil_free_percentage"], first["renewable_percentage"]) == (85.0, 85.0)
 
 
+@pytest.mark.tz
 def test_carbon_side_is_typed_as_served(energy):
     _, rows = energy
     first, last = rows[utc("2025-03-10T10:00")], rows[utc("2025-03-11T09:00")]
@@ -166,6 +167,7 @@ def test_weather_csv_quoted_commas_and_empty_fields(weather):
     assert (rainy["conditions"], rainy["preciptype"], rainy["icon"]) == ("Rain, Partially cloudy", "rain", "rain")
 
 
+@pytest.mark.tz
 def test_weather_times_are_utc(weather):
     _, rows = weather
     first = rows["Athens"][0]
@@ -189,6 +191,7 @@ def test_weather_columns_are_found_by_header_name(weather):
     assert [r["stations"] for r in rows["Patras"]] == [r["stations"] for r in rows["Athens"]]
 
 
+@pytest.mark.tz
 @pytest.mark.parametrize("day", DST_DAYS)
 def test_weather_loses_or_duplicates_no_hour_across_daylight_saving(weather, day):
     _, rows = weather
@@ -312,3 +315,13 @@ def test_negative_output_passes_for_storage_only(spark):
     checks = {row["datetime"]: row["checks"] for row in checked_power(bronze).select(
         "datetime", F.transform(FAILURES, lambda f: f["check"]).alias("checks")).collect()}
     assert checks == {"2025-03-11T08:00:00.000Z": [], "2025-03-11T09:00:00.000Z": ["range:production_solar"]}
+
+
+def test_two_zones_with_a_location_of_the_same_name_keep_their_own_weather(spark):
+    csv = weather_csv(utc("2025-03-11T08:00"), 3, FETCHED)
+    bronze = spark.createDataFrame([
+        bronze_row(BRONZE_WEATHER, csv, FETCHED, zone="GR", location="Athens"),
+        bronze_row(BRONZE_WEATHER, csv.replace(",10.0,", ",20.0,"), FETCHED, zone="US-GA", location="Athens"),
+    ], BRONZE_WEATHER.schema)
+    rows = weather_updates(conform(checked_weather(bronze).filter(passed()), WEATHER)).collect()
+    assert sorted((r["zone"], r["feelslike"]) for r in rows) == [("GR", 10.0)] * 3 + [("US-GA", 20.0)] * 3

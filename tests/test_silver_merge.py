@@ -20,15 +20,8 @@ from fixtures.silver_bronze import bronze_row, carbon_entry, history, power_entr
 from gridcast.medallion.silver import SilverSummary, refresh_silver
 from gridcast.medallion.upsert import append_once
 from gridcast.storage import LocalTableStore
-from gridcast.tables import (
-    BRONZE_CARBON,
-    BRONZE_POWER,
-    BRONZE_WEATHER,
-    SILVER_ENERGY,
-    SILVER_QUARANTINE,
-    SILVER_WEATHER,
-    Table,
-)
+from gridcast.tables import (BRONZE_CARBON, BRONZE_POWER, BRONZE_WEATHER, SILVER_ENERGY, SILVER_QUARANTINE,
+                             SILVER_WEATHER, Table)
 from steps import medallion
 
 H = [utc("2025-03-11T00:00") + timedelta(hours=i) for i in range(6)]  # energy hours

@@ -137,7 +137,7 @@ _WEATHER_TEXT = ("preciptype", "conditions", "icon", "stations")
 GOLD_WEATHER_VARIABLES = ("temp", "humidity", "cloudcover", "solarradiation", "windspeed", "precip")
 
 SILVER_WEATHER = Table(
-    "silver", "weather_forecast_data", key=("location", "issued_hour", "datetime"),
+    "silver", "weather_forecast_data", key=("zone", "location", "issued_hour", "datetime"),
     schema=StructType([
         StructField("zone", StringType(), False),
         StructField("location", StringType(), False),
