@@ -75,7 +75,7 @@ def energy_row(
 
 def weather_row(location: str, issued: int, hour: int, temp: float, *, observation: bool) -> dict:
     return {
-        "zone": "GR", "location": location, "issued_hour": at(issued), "datetime": at(hour),
+        "zone": "GR", "location": location, "fetched_at": at(issued), "datetime": at(hour),
         "forecast_offset_h": hour - issued, "is_observation": observation,
         "temp": temp, "humidity": 60.0 + hour % 7, "cloudcover": 10.0 * (hour % 10),
         "solarradiation": 5.0 * (hour % 24), "windspeed": 12.5, "precip": 0.0, "dew": 3.0,
@@ -220,9 +220,9 @@ def test_weather_forecasts_keep_future_hours_only_with_their_offset(spark):
         weather_row("Athens", 11, 13, 6.0, observation=False),  # a newer vintage of the same hour
     ], WEATHER_SCHEMA)
     rows = build_weather_forecasts(weather, ZONE).collect()
-    assert rows[0].asDict().keys() >= {"zone", "ingested_hour_utc", "datetime", "forecast_offset"}
+    assert rows[0].asDict().keys() >= {"zone", "fetched_at", "datetime", "forecast_offset"}
     got = sorted(
-        (hour_of(r.ingested_hour_utc), hour_of(r.datetime), r.forecast_offset,
+        (hour_of(r.fetched_at), hour_of(r.datetime), r.forecast_offset,
          r.athens_temp, r.thessaloniki_temp)
         for r in rows
     )
@@ -267,7 +267,7 @@ def silver_batches() -> list[tuple[list[dict], list[dict]]]:
     energy_3.update({h: energy_row(h, 200 + h, ingested=81, import_tr=7.0) for h in range(75, 81)})
     weather_3 = [
         weather_row(r["location"], 47, 50, -1.0, observation=False)
-        if (r["location"], hour_of(r["issued_hour"]), hour_of(r["datetime"])) == ("Athens", 47, 50)
+        if (r["location"], hour_of(r["fetched_at"]), hour_of(r["datetime"])) == ("Athens", 47, 50)
         else r
         for r in weather_2
     ]

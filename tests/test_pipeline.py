@@ -49,8 +49,8 @@ def test_silver_energy_has_each_hour_the_histories_covered_once(lake):
 
 def test_silver_weather_keeps_one_vintage_per_run_and_location(lake):
     weather = table(lake, "silver", "weather_forecast_data")
-    assert not weather.duplicated(["zone", "location", "issued_hour", "datetime"]).any()
-    vintages = weather.groupby("location")["issued_hour"].nunique().to_dict()
+    assert not weather.duplicated(["zone", "location", "fetched_at", "datetime"]).any()
+    vintages = weather.groupby("location")["fetched_at"].nunique().to_dict()
     assert vintages == {location.name: RUNS for location in load_config([]).zone.locations}
     assert len(table(lake, "silver", "quarantine")) == 0
 
@@ -61,6 +61,6 @@ def test_gold_has_one_row_per_hour_and_unique_forecast_keys(lake):
     assert len(historic) == len(energy)
     assert not historic.duplicated(["zone", "datetime"]).any()
     forecasts = table(lake, "gold", "weather_forecasts")
-    assert not forecasts.duplicated(["zone", "ingested_hour_utc", "datetime"]).any()
+    assert not forecasts.duplicated(["zone", "fetched_at", "datetime"]).any()
     assert (forecasts["forecast_offset"] >= 1).all()
-    assert forecasts["ingested_hour_utc"].nunique() == RUNS
+    assert forecasts["fetched_at"].nunique() == RUNS

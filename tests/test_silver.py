@@ -178,7 +178,7 @@ def test_weather_times_are_utc(weather):
 def test_weather_marks_observations_and_forecast_offsets(weather):
     _, rows = weather
     athens = rows["Athens"]
-    assert len({r["issued_hour"] for r in athens}) == 1
+    assert len({r["fetched_at"] for r in athens}) == 1
     assert [r["forecast_offset_h"] for r in athens] == list(range(-4, 8))  # issued 10:13 -> hour 10:00
     assert [r["is_observation"] for r in athens] == [True] * 5 + [False] * 7
     # an empty `stations` field marks the forecast rows: consistent with the issue hour
@@ -321,7 +321,29 @@ def test_two_zones_with_a_location_of_the_same_name_keep_their_own_weather(spark
     csv = weather_csv(utc("2025-03-11T08:00"), 3, FETCHED)
     bronze = spark.createDataFrame([
         bronze_row(BRONZE_WEATHER, csv, FETCHED, zone="GR", location="Athens"),
-        bronze_row(BRONZE_WEATHER, csv.replace(",10.0,", ",20.0,"), FETCHED, zone="US-GA", location="Athens"),
+        bronze_row(BRONZE_WEATHER, weather_csv(utc("2025-03-11T08:00"), 3, FETCHED, temp0=20.0), FETCHED,
+                   zone="US-GA", location="Athens"),
     ], BRONZE_WEATHER.schema)
     rows = weather_updates(conform(checked_weather(bronze).filter(passed()), WEATHER)).collect()
     assert sorted((r["zone"], r["feelslike"]) for r in rows) == [("GR", 10.0)] * 3 + [("US-GA", 20.0)] * 3
+
+
+@pytest.mark.tz
+def test_two_fetches_in_one_hour_stay_two_vintages_and_an_archived_forecast_is_its_basis_time(spark):
+    csv = weather_csv(utc("2025-03-11T08:00"), 6, utc("2025-03-11T10:00"))
+    basis = utc("2025-03-01T00:00")
+    archived = {"unitGroup": "metric", "include": "hours", "contentType": "csv", "timezone": "Z",
+                "forecastBasisDate": "2025-03-01", "forecast_basis": "2025-03-01T00:00:00Z"}
+    bronze = spark.createDataFrame([
+        bronze_row(BRONZE_WEATHER, csv, utc("2025-03-11T10:13")),
+        bronze_row(BRONZE_WEATHER, csv, utc("2025-03-11T10:43")),
+        bronze_row(BRONZE_WEATHER, csv, utc("2025-03-11T10:50"), location="Patras", params=archived),
+    ], BRONZE_WEATHER.schema)
+    rows = utc_rows(weather_updates(conform(checked_weather(bronze).filter(passed()), WEATHER)).collect())
+    vintages = {(r["location"], r["fetched_at"]) for r in rows}
+    assert vintages == {("Athens", utc("2025-03-11T10:13")), ("Athens", utc("2025-03-11T10:43")),
+                        ("Patras", basis)}
+    first = sorted((r for r in rows if r["fetched_at"] == utc("2025-03-11T10:13")), key=lambda r: r["datetime"])
+    assert [r["forecast_offset_h"] for r in first] == [-2, -1, 0, 1, 2, 3]  # 11:00 is 1 h after 10:13
+    assert [r["origin"] for r in first] == ["observation"] * 3 + ["forecast"] * 3
+    assert {r["forecast_offset_h"] for r in rows if r["location"] == "Patras"} == set(range(248, 254))

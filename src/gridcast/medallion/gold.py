@@ -57,7 +57,7 @@ LOOKBACK_HOURS = 24
 
 REQUIRED_ENERGY_COLUMNS = ("zone", "datetime", *LAGGED_COLUMNS)
 REQUIRED_WEATHER_COLUMNS = (
-    "zone", "location", "issued_hour", "datetime", "is_observation", *GOLD_WEATHER_VARIABLES,
+    "zone", "location", "fetched_at", "datetime", "is_observation", *GOLD_WEATHER_VARIABLES,
 )
 
 
@@ -65,7 +65,7 @@ REQUIRED_WEATHER_COLUMNS = (
 # then has its weather columns (all null) from the start instead of changing schema later.
 WEATHER_CONTRACT = StructType([
     StructField("zone", StringType()), StructField("location", StringType()),
-    StructField("issued_hour", TimestampType()), StructField("datetime", TimestampType()),
+    StructField("fetched_at", TimestampType()), StructField("datetime", TimestampType()),
     StructField("is_observation", BooleanType()),
     *[StructField(variable, DoubleType()) for variable in GOLD_WEATHER_VARIABLES],
 ])
@@ -107,7 +107,7 @@ def is_observation() -> Column:
 
 def is_forecast() -> Column:
     """A silver weather row forecasts an hour after its issue time."""
-    return (F.col("datetime") > F.col("issued_hour")) & ~is_observation()
+    return (F.col("datetime") > F.col("fetched_at")) & ~is_observation()
 
 
 def newest_observations(weather: DataFrame) -> DataFrame:
@@ -119,7 +119,7 @@ def newest_observations(weather: DataFrame) -> DataFrame:
     Returns:
         `zone, location, datetime` and the `GOLD_WEATHER_VARIABLES`, one row per key.
     """
-    newest = F.max_by(F.struct(*GOLD_WEATHER_VARIABLES), F.col("issued_hour"))
+    newest = F.max_by(F.struct(*GOLD_WEATHER_VARIABLES), F.col("fetched_at"))
     return (
         weather.filter(is_observation())
         .groupBy("zone", "location", "datetime")
@@ -224,17 +224,15 @@ def build_weather_forecasts(weather: DataFrame, zone: ZoneConfig) -> DataFrame:
         zone: the zone (id, locations).
 
     Returns:
-        `zone, ingested_hour_utc` (the silver issued hour), `datetime`, `forecast_offset` (whole
-        hours from issue to target, >= 1) and `<location>_<variable>` columns.
+        `zone, fetched_at` (the vintage's exact fetch time), `datetime`, `forecast_offset`
+        (hours from fetch to target, rounded up, >= 1) and `<location>_<variable>` columns.
     """
     require_columns(weather, REQUIRED_WEATHER_COLUMNS, SILVER_WEATHER)
     forecasts = weather.filter((F.col("zone") == zone.id) & is_forecast())
-    keys = ("zone", "ingested_hour_utc", "datetime")
-    pivoted = pivot_locations(
-        forecasts.withColumnRenamed("issued_hour", "ingested_hour_utc"), zone.locations, keys
-    )
-    seconds_ahead = F.unix_seconds(F.col("datetime")) - F.unix_seconds(F.col("ingested_hour_utc"))
+    keys = ("zone", "fetched_at", "datetime")
+    pivoted = pivot_locations(forecasts, zone.locations, keys)
+    seconds_ahead = F.unix_seconds(F.col("datetime")) - F.unix_seconds(F.col("fetched_at"))
     return pivoted.select(
-        *keys, (seconds_ahead / HOUR_S).cast("int").alias("forecast_offset"),
+        *keys, F.ceil(seconds_ahead / HOUR_S).cast("int").alias("forecast_offset"),
         *weather_columns(zone.locations),
     )

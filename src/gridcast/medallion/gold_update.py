@@ -55,6 +55,8 @@ MAX_READ_RANGES = 64
 _COMMIT_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 _METADATA_WRITER = "gridcast.gold"
 _RECENT_COMMITS = 20
+# The transforms' source as imported: the code that runs, whatever happens to the files later.
+_TRANSFORM_SOURCE = [inspect.getsource(module) for module in (gold, calendar)]
 
 
 HourRange = tuple[int, int]  # inclusive (first, last) hours since the epoch
@@ -193,21 +195,23 @@ class GoldUpdate:
 
 @dataclass(frozen=True)
 class SilverChanges:
-    """What changed in a zone's silver between two versions, as hours since the epoch."""
+    """What changed in a zone's silver between two versions: hours since the epoch, and
+    vintages as epoch seconds (a vintage is an exact fetch time)."""
 
     energy_hours: frozenset[int]  # hours whose energy row is new or revised
     observed_hours: frozenset[int]  # hours with a new or revised observation
-    forecast_vintages: frozenset[int]  # issued hours with a new or revised forecast row
+    forecast_vintages: frozenset[int]  # fetched_at (epoch s) with a new or revised forecast row
 
 
 def _changed_hours(table: Table, changed: DataFrame) -> DataFrame:
-    """`(table, kind, hour)` for changed silver rows: kind `energy` (its datetime), `observed`
-    (an observation's datetime) or `vintage` (a forecast's issued hour)."""
+    """`(table, kind, hour)` for changed silver rows: kind `energy` (its datetime's hour),
+    `observed` (an observation's datetime's hour) or `vintage` (a forecast's fetched_at, in epoch
+    seconds)."""
     if table is SILVER_ENERGY:
         kind, hour = F.lit("energy"), hour_of("datetime")
     else:
         kind = F.when(is_observation(), F.lit("observed")).when(is_forecast(), F.lit("vintage"))
-        hour = F.when(is_observation(), hour_of("datetime")).otherwise(hour_of("issued_hour"))
+        hour = F.when(is_observation(), hour_of("datetime")).otherwise(F.unix_seconds("fetched_at"))
     return (
         changed.select(F.lit(table.qualified_name).alias("table"), kind.alias("kind"), hour.alias("hour"))
         .filter(F.col("kind").isNotNull())
@@ -326,7 +330,7 @@ def definition_fingerprint(zone: ZoneConfig) -> str:
         "lookback_hours": LOOKBACK_HOURS, "zone": zone.id, "timezone": zone.timezone,
         "country": zone.country, "locations": [(loc.name, loc.lat, loc.lon) for loc in zone.locations],
         "holidays": importlib.metadata.version("holidays"),
-        "code": [inspect.getsource(module) for module in (gold, calendar)],
+        "code": _TRANSFORM_SOURCE,
     }
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
 
@@ -541,9 +545,10 @@ def update_weather_forecasts(silver: SilverSnapshot, zone: ZoneConfig) -> GoldUp
             if not vintages:
                 return GoldUpdate(table, "unchanged", version=store.version(spark, table),
                                   detail=f"no forecast of zone {zone.id} changed in silver")
-            issued = F.col("issued_hour").isin([hour_start(vintage) for vintage in vintages])
-            rows = build_weather_forecasts(silver.weather().filter(issued), zone)
-            prune = _between_sql("t.ingested_hour_utc", vintages[0], vintages[-1])
+            fetched = F.unix_seconds("fetched_at").isin(vintages)
+            rows = build_weather_forecasts(silver.weather().filter(fetched), zone)
+            prune = (f"t.fetched_at BETWEEN timestamp_seconds({vintages[0]}) "
+                     f"AND timestamp_seconds({vintages[-1]})")
             written, version = _merge(spark, store, table, rows, record, target_filter=prune)
             return GoldUpdate(table, "incremental", written, version,
                               f"{len(vintages)} forecast vintage(s) new or revised")

@@ -64,11 +64,15 @@ class Expectation(ABC):
 
 @dataclass(frozen=True)
 class NotNull(Expectation):
+    """The columns are not null, except in rows where `unless` (SQL over the row) holds."""
+
     columns: tuple[str, ...]
+    unless: str | None = None
     name: str = "not_null"
 
     def violations(self, columns: Sequence[str], value: TypedValue) -> list[str]:
-        return [_failure(f"{self.name}:{c}", f"{sql_name(c)} IS NULL", sql_text(f"{c} is null"))
+        exempt = f" AND NOT coalesce({self.unless}, false)" if self.unless else ""
+        return [_failure(f"{self.name}:{c}", f"{sql_name(c)} IS NULL{exempt}", sql_text(f"{c} is null"))
                 for c in self.columns if c in columns]
 
 
@@ -248,8 +252,10 @@ ENERGY = Suite(
         NotNull(("zone", "datetime")),
         HourAligned(("datetime",)),
         UniqueWithin(("zone", "datetime"), within=_ONE_RESPONSE),
-        # Revisions are ordered by updatedAt: a side without one cannot be placed.
-        NotNull(("carbon_updated_at", "power_updated_at")),
+        # Revisions are ordered by updatedAt: a side without one cannot be placed. A portal CSV
+        # gives none; its publication time is assumed (`with_publication_time`).
+        NotNull(("carbon_updated_at",), unless="carbon_origin = 'portal'"),
+        NotNull(("power_updated_at",), unless="power_origin = 'portal'"),
         NotNull(("carbon_intensity",)),
         InRange(0, 2000, ("carbon_intensity",)),
         OneOf("emission_factor_type", ("lifecycle", "direct")),
@@ -265,7 +271,7 @@ ENERGY = Suite(
 WEATHER = Suite(
     SILVER_WEATHER,
     expectations=(
-        NotNull(("zone", "location", "issued_hour", "datetime")),
+        NotNull(("zone", "location", "fetched_at", "datetime")),
         HourAligned(("datetime",)),
         UniqueWithin(("location", "datetime"), within=_ONE_RESPONSE),
         InRange(-90, 60, ("temp", "dew")),

@@ -38,7 +38,7 @@ SOURCE_COLUMN = "_source_table"
 # Delta session settings used for one write at a time (see `session_conf`).
 _TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
 _TXN_VERSION = "spark.databricks.delta.write.txnVersion"
-_MERGE_MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
+MERGE_MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
 
 
 # --- dedupe ------------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ def merge_revisions(
     condition = " AND ".join(f"t.{sql_name(c)} = s.{sql_name(c)}" for c in key)
     # The source is read twice (matching, then writing) and is deterministic: no need for Delta
     # to materialise it first (one Spark job fewer).
-    with session_conf(spark, _MERGE_MATERIALIZE_SOURCE, "none"):
+    with session_conf(spark, MERGE_MATERIALIZE_SOURCE, "none"):
         result = (
             store.delta_table(spark, table).alias("t")
             .merge(updates.alias("s"), condition)
