@@ -30,7 +30,7 @@ W6, W9 = utc("2025-03-11T06:00"), utc("2025-03-11T09:00")  # first hours of the 
 # Batch 1 is fetched at B1. Batch 2 holds a replay back in time (fetched at EARLY) and a later
 # fetch (LATE), as one bronze commit often holds many fetches; it has no carbon rows at all.
 B1, EARLY, LATE = utc("2025-03-11T10:13"), utc("2025-03-11T08:13"), utc("2025-03-11T13:13")
-SILVER = (SILVER_ENERGY, SILVER_WEATHER, SILVER_QUARANTINE)
+SILVER = (SILVER_ENERGY, SILVER_ENERGY_REVISIONS, SILVER_WEATHER, SILVER_QUARANTINE)
 RUN_SPECIFIC = ("quarantined_at", "medallion_run_id")
 NEIGHBOURS = ("AL", "BG", "IT-SO")
 
