@@ -15,7 +15,7 @@ import mlflow
 
 from gridcast.config import GridcastConfig
 from gridcast.lineage import step_run
-from gridcast.medallion.gold import silver_versions, update_gold
+from gridcast.medallion.gold_update import silver_versions, update_gold
 from gridcast.runner import run_step
 from gridcast.spark import get_spark
 from gridcast.storage import table_store

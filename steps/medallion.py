@@ -25,6 +25,7 @@ def _metrics(summary: SilverSummary) -> dict[str, float]:
         "batches": summary.batches, "seconds": summary.seconds,
         "energy.inserted": summary.energy.inserted, "energy.updated": summary.energy.updated,
         "weather.inserted": summary.weather.inserted, "weather.updated": summary.weather.updated,
+        "revisions.inserted": summary.revisions,
         "quarantined": summary.quarantined_total,
         **{f"quarantined.{name}": count for name, count in summary.quarantined.items()},
     }

@@ -12,11 +12,11 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def spark():
-    from gridcast.config import SparkConfig
+    from gridcast.config import load_config
     from gridcast.spark import get_spark
 
-    session = get_spark(SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="1g",
-                                    driver_java_options="-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"), "gridcast-tests")
+    # conf/config.yaml's settings, with less driver memory: four test JVMs may share the machine.
+    session = get_spark(load_config(["spark.driver_memory=1g"]).spark, "gridcast-tests")
     yield session
     session.stop()
 

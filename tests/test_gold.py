@@ -6,6 +6,7 @@ Frames are silver-shaped and tiny. Module fixtures build once and several tests 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from statistics import mean
@@ -18,9 +19,9 @@ from pyspark.sql.types import DoubleType, StructField, StructType
 from gridcast.config import Location, ZoneConfig
 from gridcast.medallion.calendar import CALENDAR_COLUMNS, holiday_calendar
 from gridcast.medallion.gold import (
-    LAGGED_COLUMNS, SilverContractError, affected_hours, build_historic, build_weather_forecasts,
-    hourly_spine, hour_index, update_gold, weather_columns,
+    LAGGED_COLUMNS, SilverContractError, build_historic, build_weather_forecasts, weather_columns,
 )
+from gridcast.medallion.gold_update import affected_hours, hour_index, hourly_spine, update_gold
 from gridcast.storage import LocalTableStore
 from gridcast.tables import GOLD_HISTORIC, GOLD_WEATHER_FORECASTS, SILVER_ENERGY, SILVER_WEATHER
 
@@ -74,7 +75,7 @@ def energy_row(
 
 def weather_row(location: str, issued: int, hour: int, temp: float, *, observation: bool) -> dict:
     return {
-        "zone": "GR", "location": location, "issued_hour": at(issued), "datetime": at(hour),
+        "zone": "GR", "location": location, "fetched_at": at(issued), "datetime": at(hour),
         "forecast_offset_h": hour - issued, "is_observation": observation,
         "temp": temp, "humidity": 60.0 + hour % 7, "cloudcover": 10.0 * (hour % 10),
         "solarradiation": 5.0 * (hour % 24), "windspeed": 12.5, "precip": 0.0, "dew": 3.0,
@@ -177,6 +178,7 @@ def test_observed_weather_is_pivoted_per_location_from_the_newest_observation(hi
     assert not any(c.startswith("lisbon") for c in historic["columns"])
 
 
+@pytest.mark.tz
 @pytest.mark.parametrize(
     ("utc", "local_hour", "local_weekday", "local_day_of_year", "holiday"),
     [
@@ -218,9 +220,9 @@ def test_weather_forecasts_keep_future_hours_only_with_their_offset(spark):
         weather_row("Athens", 11, 13, 6.0, observation=False),  # a newer vintage of the same hour
     ], WEATHER_SCHEMA)
     rows = build_weather_forecasts(weather, ZONE).collect()
-    assert rows[0].asDict().keys() >= {"zone", "ingested_hour_utc", "datetime", "forecast_offset"}
+    assert rows[0].asDict().keys() >= {"zone", "fetched_at", "datetime", "forecast_offset"}
     got = sorted(
-        (hour_of(r.ingested_hour_utc), hour_of(r.datetime), r.forecast_offset,
+        (hour_of(r.fetched_at), hour_of(r.datetime), r.forecast_offset,
          r.athens_temp, r.thessaloniki_temp)
         for r in rows
     )
@@ -265,7 +267,7 @@ def silver_batches() -> list[tuple[list[dict], list[dict]]]:
     energy_3.update({h: energy_row(h, 200 + h, ingested=81, import_tr=7.0) for h in range(75, 81)})
     weather_3 = [
         weather_row(r["location"], 47, 50, -1.0, observation=False)
-        if (r["location"], hour_of(r["issued_hour"]), hour_of(r["datetime"])) == ("Athens", 47, 50)
+        if (r["location"], hour_of(r["fetched_at"]), hour_of(r["datetime"])) == ("Athens", 47, 50)
         else r
         for r in weather_2
     ]
@@ -399,3 +401,38 @@ def test_features_step_records_silver_reads_and_reports_unchanged_gold(lakes, tr
     assert run.data.tags["features.mode.gold.historic_data"] == "unchanged"
     read = {i.dataset.name for i in run.inputs.dataset_inputs}
     assert read == {"silver.energy_data", "silver.weather_forecast_data"}
+
+
+def test_weather_changes_outside_the_energy_span_leave_gold_unchanged(spark, tmp_path):
+    # An Electricity Maps outage while Visual Crossing keeps working: only observations beyond
+    # the last energy hour are new, so no gold row is affected.
+    store = LocalTableStore(tmp_path)
+    energy = [energy_row(h, 100 + h, ingested=6) for h in range(6)]
+    weather = [weather_row("Athens", 5, h, float(h), observation=True) for h in range(6)]
+    write_silver(spark, store, energy, weather)
+    update_gold(spark, store, ZONE, progress=silent)
+    later = weather + [weather_row("Athens", 30, h, float(h), observation=True) for h in range(20, 31)]
+    write_silver(spark, store, energy, later)
+    version = store.version(spark, GOLD_HISTORIC)
+    updates = {u.table: u for u in update_gold(spark, store, ZONE, progress=silent)}
+    assert updates[GOLD_HISTORIC].mode == "unchanged"
+    assert store.version(spark, GOLD_HISTORIC) == version
+
+
+def test_a_changed_definition_rebuilds_the_zone_without_stale_columns(spark, tmp_path):
+    store = LocalTableStore(tmp_path)
+    energy = [energy_row(h, 100 + h, ingested=6) for h in range(6)]
+    weather = [weather_row(loc, 5, h, float(h), observation=True)
+               for loc in ("Athens", "Thessaloniki") for h in range(6)]
+    weather += [weather_row("Thessaloniki", 5, 7, 1.0, observation=False)]
+    write_silver(spark, store, energy, weather)
+    update_gold(spark, store, ZONE, progress=silent)
+    athens_only = dataclasses.replace(ZONE, locations=ZONE.locations[:1])
+    updates = {u.table: u for u in update_gold(spark, store, athens_only, progress=silent)}
+    assert {u.mode for u in updates.values()} == {"full"}
+    assert "definition" in updates[GOLD_HISTORIC].detail
+    for table in (GOLD_HISTORIC, GOLD_WEATHER_FORECASTS):
+        columns = store.read(spark, table).columns
+        assert "athens_temp" in columns and not [c for c in columns if c.startswith("thessaloniki_")]
+    rerun = update_gold(spark, store, athens_only, progress=silent)
+    assert {u.mode for u in rerun} == {"unchanged"}

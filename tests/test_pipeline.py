@@ -1,13 +1,17 @@
-"""A 7-day replay schedule through ingest -> medallion -> features: row counts and unique keys.
+"""A 7-day replay schedule through ingest -> medallion -> features: row counts and unique keys,
+an hour the API never served inside the window, then half a day more ingested on top: gold
+updated incrementally equals gold built from scratch out of the same silver.
 
-Read back with delta-rs, so the assertions cost no Spark actions.
+Read back with delta-rs, so the assertions cost no Spark actions beyond the runs themselves.
 """
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta, timezone
 
 import deltalake
+import pandas as pd
 import pytest
 
 from gridcast.config import load_config
@@ -17,23 +21,53 @@ from steps import main as main_step
 START = datetime(2025, 3, 10, tzinfo=timezone.utc)
 END = START + timedelta(days=7)
 RUNS = 7 * 24 // 3
+GAP = START + timedelta(days=2, hours=5)  # the recording lacks this hour: a gap inside the window
+MORE = timedelta(hours=12)  # the second schedule: END .. END + 12 h
 
 
 def table(lake, layer: str, name: str):
     return deltalake.DeltaTable(str(lake / layer / name)).to_pandas()
 
 
-@pytest.fixture(scope="module")
-def lake(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    recording = build_tiny_recording(root / "recording", start=START - timedelta(days=1), hours=24 * 9)
-    overrides = [
+def _overrides(root, recording, start: datetime, end: datetime) -> list[str]:
+    return [
         f"storage.root={root / 'lake'}", f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
-        f"source.recording={recording.path}", f"ingest.start={START:%Y-%m-%dT%H:%M:%SZ}",
-        f"ingest.end={END:%Y-%m-%dT%H:%M:%SZ}", "ingest.every_hours=3",
+        f"source.recording={recording.path}", f"ingest.start={start:%Y-%m-%dT%H:%M:%SZ}",
+        f"ingest.end={end:%Y-%m-%dT%H:%M:%SZ}", "ingest.every_hours=3",
     ]
-    assert main_step.main(overrides) == 0
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    start = START - timedelta(days=1)
+    tiny = build_tiny_recording(root / "recording", start=start, hours=24 * 9,
+                                missing_hour_index=int((GAP - start) / timedelta(hours=1)))
+    return root, tiny
+
+
+@pytest.fixture(scope="module")
+def lake(spark, recording):
+    root, tiny = recording
+    assert main_step.main(_overrides(root, tiny, START, END)) == 0
     return root / "lake"
+
+
+@pytest.fixture(scope="module")
+def extended(spark, lake, recording):
+    """The lake after a second schedule (ingest, medallion, features incrementally on top), and
+    a copy of its silver whose gold is built from scratch."""
+    root, tiny = recording
+    assert main_step.main(_overrides(root, tiny, END, END + MORE)) == 0
+    scratch = root / "scratch"
+    shutil.copytree(lake / "silver", scratch / "silver")
+    from gridcast.config import load_config
+    from gridcast.medallion.gold_update import update_gold
+    from gridcast.storage import LocalTableStore
+
+    updates = update_gold(spark, LocalTableStore(scratch), load_config([]).zone, progress=lambda _: None)
+    assert {u.mode for u in updates} == {"full"}
+    return lake, scratch
 
 
 def test_silver_energy_has_each_hour_the_histories_covered_once(lake):
@@ -41,7 +75,8 @@ def test_silver_energy_has_each_hour_the_histories_covered_once(lake):
     # Histories at START .. END-3h cover the 24 hours up to each run time, START-23h .. END-3h,
     # except the run hour itself: its first estimate is published 10 minutes into the hour.
     hours = int((END - timedelta(hours=4) - (START - timedelta(hours=23))) / timedelta(hours=1)) + 1
-    assert len(energy) == hours
+    assert len(energy) == hours - 1  # all but the hour the API never served
+    assert GAP not in set(_utc(energy["datetime"]))
     assert not energy.duplicated(["zone", "datetime"]).any()
     assert energy["carbon_intensity"].notna().all() and energy["production_solar"].notna().all()
     assert not energy["is_estimated"].iloc[:-2].any(), "every hour but the newest was revised to measured"
@@ -49,8 +84,8 @@ def test_silver_energy_has_each_hour_the_histories_covered_once(lake):
 
 def test_silver_weather_keeps_one_vintage_per_run_and_location(lake):
     weather = table(lake, "silver", "weather_forecast_data")
-    assert not weather.duplicated(["location", "issued_hour", "datetime"]).any()
-    vintages = weather.groupby("location")["issued_hour"].nunique().to_dict()
+    assert not weather.duplicated(["zone", "location", "fetched_at", "datetime"]).any()
+    vintages = weather.groupby("location")["fetched_at"].nunique().to_dict()
     assert vintages == {location.name: RUNS for location in load_config([]).zone.locations}
     assert len(table(lake, "silver", "quarantine")) == 0
 
@@ -58,9 +93,35 @@ def test_silver_weather_keeps_one_vintage_per_run_and_location(lake):
 def test_gold_has_one_row_per_hour_and_unique_forecast_keys(lake):
     energy = table(lake, "silver", "energy_data")
     historic = table(lake, "gold", "historic_data")
-    assert len(historic) == len(energy)
+    assert len(historic) == len(energy) + 1  # the gap is a row
     assert not historic.duplicated(["zone", "datetime"]).any()
     forecasts = table(lake, "gold", "weather_forecasts")
-    assert not forecasts.duplicated(["zone", "ingested_hour_utc", "datetime"]).any()
+    assert not forecasts.duplicated(["zone", "fetched_at", "datetime"]).any()
     assert (forecasts["forecast_offset"] >= 1).all()
-    assert forecasts["ingested_hour_utc"].nunique() == RUNS
+    assert forecasts["fetched_at"].nunique() == RUNS
+
+
+def _utc(column):
+    return column.dt.tz_localize("UTC") if column.dt.tz is None else column.dt.tz_convert("UTC")
+
+
+def test_gold_keeps_the_unserved_hour_as_a_row_of_nulls_and_lags_do_not_cross_it(lake):
+    historic = table(lake, "gold", "historic_data")
+    historic = historic.assign(datetime=_utc(historic["datetime"])).set_index("datetime")
+    assert pd.isna(historic.loc[GAP, "carbon_intensity"])
+    assert pd.isna(historic.loc[GAP + timedelta(hours=1), "lag_carbon_intensity_1h"])
+    assert historic.loc[GAP, "rolling_count_carbon_intensity_24h"] == 24
+    assert historic.loc[GAP + timedelta(hours=1), "rolling_count_carbon_intensity_24h"] == 23
+
+
+@pytest.mark.parametrize("name", ["historic_data", "weather_forecasts"])
+def test_gold_updated_incrementally_equals_gold_built_from_scratch(extended, name):
+    lake, scratch = extended
+    incremental, rebuilt = table(lake, "gold", name), table(scratch, "gold", name)
+    key = ["zone", "datetime"] if name == "historic_data" else ["zone", "fetched_at", "datetime"]
+    assert sorted(incremental.columns) == sorted(rebuilt.columns)
+    columns = sorted(incremental.columns)
+    incremental = incremental[columns].sort_values(key).reset_index(drop=True)
+    rebuilt = rebuilt[columns].sort_values(key).reset_index(drop=True)
+    assert len(incremental) > len(table(lake, "silver", "energy_data")) / 2 and len(incremental) == len(rebuilt)
+    pd.testing.assert_frame_equal(incremental, rebuilt, check_dtype=False)

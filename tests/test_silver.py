@@ -6,7 +6,7 @@ once and the tests assert on the collected rows.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 from zoneinfo import ZoneInfo
 
@@ -22,8 +22,9 @@ from fixtures.silver_bronze import (
 )
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from utc import utc_rows
 
-from gridcast.medallion import quality
+from gridcast.hours import HOUR_S
 from gridcast.medallion.quality import ENERGY, FAILURES, WEATHER, conform, passed
 from gridcast.medallion.silver import (
     POWER_SOURCES,
@@ -31,7 +32,8 @@ from gridcast.medallion.silver import (
     checked_power,
     checked_weather,
     energy_updates,
-    normalise_key,
+    flatten_power_breakdown,
+    parse_power_history,
     weather_updates,
 )
 from gridcast.tables import BRONZE_CARBON, BRONZE_POWER, BRONZE_WEATHER, SILVER_ENERGY, SILVER_WEATHER
@@ -52,7 +54,7 @@ def energy(spark):
         conform(checked_power(power, ["al", "bg", "it_so", "mk", "tr"]).filter(passed()), ENERGY),
         conform(checked_carbon(carbon).filter(passed()), ENERGY),
     )
-    return updates.schema, {row["datetime"]: row.asDict() for row in updates.collect()}
+    return updates.schema, {row["datetime"]: row for row in utc_rows(updates.collect())}
 
 
 def test_energy_sample_gives_one_row_per_hour_with_both_sides(energy):
@@ -88,6 +90,7 @@ def test_power_breakdown_values_keep_null_and_sign(energy):
     assert (first["fossil_free_percentage"], first["renewable_percentage"]) == (85.0, 85.0)
 
 
+@pytest.mark.tz
 def test_carbon_side_is_typed_as_served(energy):
     _, rows = energy
     first, last = rows[utc("2025-03-10T10:00")], rows[utc("2025-03-11T09:00")]
@@ -99,9 +102,12 @@ def test_carbon_side_is_typed_as_served(energy):
     assert first["power_ingested_at"] == first["carbon_ingested_at"] == first["first_ingested_at"] == FETCHED
 
 
-@pytest.mark.parametrize("wire, column", [("IT-SO", "it_so"), ("hydro discharge", "hydro_discharge"), ("GR-IS", "gr_is")])
-def test_wire_keys_are_normalised_to_column_names(wire, column):
-    assert normalise_key(wire) == column
+def test_wire_keys_become_column_names_as_silver_parses_them(spark):
+    entry = power_entry(utc("2025-03-11T08:00"), utc("2025-03-11T08:40"), neighbours=("IT-SO", " GR-IS ", "AL"))
+    bronze = spark.createDataFrame([bronze_row(BRONZE_POWER, history([entry]), FETCHED)], BRONZE_POWER.schema)
+    row = flatten_power_breakdown(parse_power_history(bronze)).first().asDict()
+    assert (row["import_it_so"], row["import_gr_is"], row["import_al"]) == ("10", "20", "30")
+    assert row["production_hydro_discharge"] == "-380"  # the wire key `hydro discharge`
 
 
 # --- weather: the CSV, UTC, daylight saving ---------------------------------------------------------
@@ -112,8 +118,8 @@ DST_DAYS = {"2025-03-30": 23, "2025-10-26": 25}  # last Sundays of March and Oct
 
 def _dst_day(day: str) -> tuple[datetime, datetime]:
     """First UTC hour (2 h before local midnight) and issue time of a 30-hour CSV around `day`."""
-    midnight = datetime.fromisoformat(f"{day}T00:00").replace(tzinfo=ATHENS).astimezone(ZoneInfo("UTC"))
-    start = midnight.replace(tzinfo=None) - timedelta(hours=2)
+    midnight = datetime.fromisoformat(f"{day}T00:00").replace(tzinfo=ATHENS).astimezone(UTC)
+    start = midnight - timedelta(hours=2)
     return start, start + timedelta(hours=30)
 
 
@@ -139,8 +145,8 @@ def weather(spark):
     finally:
         spark.conf.set("spark.sql.session.timeZone", previous)
     by_location: dict[str, list[dict]] = {}
-    for row in collected:
-        by_location.setdefault(row["location"], []).append(row.asDict())
+    for row in utc_rows(collected):
+        by_location.setdefault(row["location"], []).append(row)
     return updates.schema, by_location
 
 
@@ -161,16 +167,18 @@ def test_weather_csv_quoted_commas_and_empty_fields(weather):
     assert (rainy["conditions"], rainy["preciptype"], rainy["icon"]) == ("Rain, Partially cloudy", "rain", "rain")
 
 
+@pytest.mark.tz
 def test_weather_times_are_utc(weather):
     _, rows = weather
     first = rows["Athens"][0]
-    assert first["epoch"] == int(datetime(2025, 3, 11, 6, tzinfo=ZoneInfo("UTC")).timestamp())
+    assert first["epoch"] == int(utc("2025-03-11T06:00").timestamp())
+    assert first["datetime"] == utc("2025-03-11T06:00")
 
 
 def test_weather_marks_observations_and_forecast_offsets(weather):
     _, rows = weather
     athens = rows["Athens"]
-    assert len({r["issued_hour"] for r in athens}) == 1
+    assert len({r["fetched_at"] for r in athens}) == 1
     assert [r["forecast_offset_h"] for r in athens] == list(range(-4, 8))  # issued 10:13 -> hour 10:00
     assert [r["is_observation"] for r in athens] == [True] * 5 + [False] * 7
     # an empty `stations` field marks the forecast rows: consistent with the issue hour
@@ -183,12 +191,13 @@ def test_weather_columns_are_found_by_header_name(weather):
     assert [r["stations"] for r in rows["Patras"]] == [r["stations"] for r in rows["Athens"]]
 
 
+@pytest.mark.tz
 @pytest.mark.parametrize("day", DST_DAYS)
 def test_weather_loses_or_duplicates_no_hour_across_daylight_saving(weather, day):
     _, rows = weather
     start, _ = _dst_day(day)
-    first = int(start.replace(tzinfo=ZoneInfo("UTC")).timestamp())
-    assert [r["epoch"] for r in rows[day]] == [first + 3600 * i for i in range(30)]
+    first = int(start.timestamp())
+    assert [r["epoch"] for r in rows[day]] == [first + HOUR_S * i for i in range(30)]
     local_dates = [datetime.fromtimestamp(r["epoch"], ATHENS).date().isoformat() for r in rows[day]]
     assert local_dates.count(day) == DST_DAYS[day]
     assert [r["forecast_offset_h"] for r in rows[day]] == list(range(-30, 0))
@@ -296,8 +305,45 @@ def test_weather_truncated_csv_and_error_bodies_fail(verdicts):
     assert passing == 9 + 11
 
 
-def test_expectations_are_declared_once_per_table():
-    assert ENERGY.table is SILVER_ENERGY and WEATHER.table is SILVER_WEATHER
-    ranged = {c for e in ENERGY.expectations if isinstance(e, quality.InRange) for c in e.columns}
-    assert "production_hydro_discharge" not in ranged  # storage output may be negative
-    assert {"carbon_intensity", "renewable_percentage", "production_solar"} <= ranged
+def test_negative_output_passes_for_storage_only(spark):
+    hour, updated = utc("2025-03-11T08:00"), utc("2025-03-11T08:40")
+    pumping = power_entry(hour, updated)  # the sample's hydro discharge is -380 (pumping)
+    negative_solar = power_entry(hour + timedelta(hours=1), updated)
+    negative_solar["powerProductionBreakdown"] = {**negative_solar["powerProductionBreakdown"], "solar": -5}
+    bronze = spark.createDataFrame([bronze_row(BRONZE_POWER, history([pumping, negative_solar]), FETCHED)],
+                                   BRONZE_POWER.schema)
+    checks = {row["datetime"]: row["checks"] for row in checked_power(bronze).select(
+        "datetime", F.transform(FAILURES, lambda f: f["check"]).alias("checks")).collect()}
+    assert checks == {"2025-03-11T08:00:00.000Z": [], "2025-03-11T09:00:00.000Z": ["range:production_solar"]}
+
+
+def test_two_zones_with_a_location_of_the_same_name_keep_their_own_weather(spark):
+    csv = weather_csv(utc("2025-03-11T08:00"), 3, FETCHED)
+    bronze = spark.createDataFrame([
+        bronze_row(BRONZE_WEATHER, csv, FETCHED, zone="GR", location="Athens"),
+        bronze_row(BRONZE_WEATHER, weather_csv(utc("2025-03-11T08:00"), 3, FETCHED, temp0=20.0), FETCHED,
+                   zone="US-GA", location="Athens"),
+    ], BRONZE_WEATHER.schema)
+    rows = weather_updates(conform(checked_weather(bronze).filter(passed()), WEATHER)).collect()
+    assert sorted((r["zone"], r["feelslike"]) for r in rows) == [("GR", 10.0)] * 3 + [("US-GA", 20.0)] * 3
+
+
+@pytest.mark.tz
+def test_two_fetches_in_one_hour_stay_two_vintages_and_an_archived_forecast_is_its_basis_time(spark):
+    csv = weather_csv(utc("2025-03-11T08:00"), 6, utc("2025-03-11T10:00"))
+    basis = utc("2025-03-01T00:00")
+    archived = {"unitGroup": "metric", "include": "hours", "contentType": "csv", "timezone": "Z",
+                "forecastBasisDate": "2025-03-01", "forecast_basis": "2025-03-01T00:00:00Z"}
+    bronze = spark.createDataFrame([
+        bronze_row(BRONZE_WEATHER, csv, utc("2025-03-11T10:13")),
+        bronze_row(BRONZE_WEATHER, csv, utc("2025-03-11T10:43")),
+        bronze_row(BRONZE_WEATHER, csv, utc("2025-03-11T10:50"), location="Patras", params=archived),
+    ], BRONZE_WEATHER.schema)
+    rows = utc_rows(weather_updates(conform(checked_weather(bronze).filter(passed()), WEATHER)).collect())
+    vintages = {(r["location"], r["fetched_at"]) for r in rows}
+    assert vintages == {("Athens", utc("2025-03-11T10:13")), ("Athens", utc("2025-03-11T10:43")),
+                        ("Patras", basis)}
+    first = sorted((r for r in rows if r["fetched_at"] == utc("2025-03-11T10:13")), key=lambda r: r["datetime"])
+    assert [r["forecast_offset_h"] for r in first] == [-2, -1, 0, 1, 2, 3]  # 11:00 is 1 h after 10:13
+    assert [r["origin"] for r in first] == ["observation"] * 3 + ["forecast"] * 3
+    assert {r["forecast_offset_h"] for r in rows if r["location"] == "Patras"} == set(range(248, 254))

@@ -15,20 +15,14 @@ from datetime import datetime, timedelta
 
 import mlflow
 import pytest
-from fixtures.silver_bronze import bronze_row, carbon_entry, history, power_entry, utc, weather_csv
+from fixtures.silver_bronze import bronze_row, carbon_entry, history, past_range, power_entry, utc, weather_csv
+from utc import utc_rows
 
 from gridcast.medallion.silver import SilverSummary, refresh_silver
 from gridcast.medallion.upsert import append_once
 from gridcast.storage import LocalTableStore
-from gridcast.tables import (
-    BRONZE_CARBON,
-    BRONZE_POWER,
-    BRONZE_WEATHER,
-    SILVER_ENERGY,
-    SILVER_QUARANTINE,
-    SILVER_WEATHER,
-    Table,
-)
+from gridcast.tables import (BRONZE_CARBON, BRONZE_POWER, BRONZE_WEATHER, SILVER_ENERGY,
+                             SILVER_ENERGY_REVISIONS, SILVER_QUARANTINE, SILVER_WEATHER, Table)
 from steps import medallion
 
 H = [utc("2025-03-11T00:00") + timedelta(hours=i) for i in range(6)]  # energy hours
@@ -36,7 +30,7 @@ W6, W9 = utc("2025-03-11T06:00"), utc("2025-03-11T09:00")  # first hours of the 
 # Batch 1 is fetched at B1. Batch 2 holds a replay back in time (fetched at EARLY) and a later
 # fetch (LATE), as one bronze commit often holds many fetches; it has no carbon rows at all.
 B1, EARLY, LATE = utc("2025-03-11T10:13"), utc("2025-03-11T08:13"), utc("2025-03-11T13:13")
-SILVER = (SILVER_ENERGY, SILVER_WEATHER, SILVER_QUARANTINE)
+SILVER = (SILVER_ENERGY, SILVER_ENERGY_REVISIONS, SILVER_WEATHER, SILVER_QUARANTINE)
 RUN_SPECIFIC = ("quarantined_at", "medallion_run_id")
 NEIGHBOURS = ("AL", "BG", "IT-SO")
 
@@ -101,7 +95,7 @@ def _snapshot(spark, store: LocalTableStore) -> dict[str, tuple[list[str], list[
     for table in SILVER:
         frame = store.read(spark, table)
         columns = sorted(c for c in frame.columns if c not in RUN_SPECIFIC)
-        rows = [tuple(row) for row in frame.select(*columns).collect()]
+        rows = [tuple(row[c] for c in columns) for row in utc_rows(frame.select(*columns).collect())]
         result[table.name] = (columns, sorted(rows, key=repr))
     return result
 
@@ -154,7 +148,7 @@ def scenario(spark, tmp_path_factory) -> Scenario:
     runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.step = 'medallion'",
                               order_by=["attributes.start_time DESC"], output_format="list")
     result.step_run_id = runs[0].info.run_id if runs else None
-    result.after_first = {row["datetime"]: row.asDict() for row in store.read(spark, SILVER_ENERGY).collect()}
+    result.after_first = {row["datetime"]: row for row in utc_rows(store.read(spark, SILVER_ENERGY).collect())}
 
     _append(spark, store, second)
     result.second = refresh_silver(spark, store, checkpoints, run_id="run-2", progress=lambda _: None)
@@ -229,8 +223,7 @@ def test_a_new_neighbour_evolves_the_schema(scenario):
 def test_weather_keeps_every_vintage(scenario):
     columns, rows = scenario.incremental["weather_forecast_data"]
     athens = [dict(zip(columns, r)) for r in rows if r[columns.index("location")] == "Athens"]
-    assert sorted({r["issued_hour"] for r in athens}) == [utc("2025-03-11T08:00"), utc("2025-03-11T10:00"),
-                                                          utc("2025-03-11T13:00")]
+    assert sorted({r["fetched_at"] for r in athens}) == [EARLY, B1, LATE]  # exact fetch times
     assert len(athens) == 36
     patras = [r for r in rows if r[columns.index("location")] == "Patras"]
     assert len(patras) == 6  # the lines before the cut
@@ -285,3 +278,72 @@ def test_the_step_logs_lineage_to_mlflow(scenario):
 
 def test_a_batch_appended_twice_to_quarantine_lands_once(scenario):
     assert scenario.quarantine_after_replay == len(scenario.incremental["quarantine"][1]) + 1
+
+
+# --- silver.energy_revisions: what was known when ------------------------------------------------
+
+X, Y, Z = utc("2025-03-11T09:00"), utc("2025-03-01T09:00"), utc("2025-02-01T09:00")
+
+
+@pytest.fixture(scope="module")
+def revisions(spark, tmp_path_factory) -> dict:
+    """Hour X estimated at 10:13, revised at 13:13; hour Y from a past-range backfill; hour Z from
+    a data-portal row (no updatedAt); then the same responses fetched again and a rerun."""
+    root = tmp_path_factory.mktemp("revisions")
+    store, checkpoints = LocalTableStore(root), str(root / "_checkpoints")
+    _bronze(spark, store)
+    estimate, final = utc("2025-03-11T10:13"), utc("2025-03-11T13:13")
+    portal_entry = {"zone": "GR", "datetime": "2025-02-01T09:00:00.000Z", "carbonIntensity": 333,
+                    "emissionFactorType": "lifecycle", "isEstimated": False, "estimationMethod": None,
+                    "updatedAt": None, "renewablePercentage": 41.5, "fossilFreePercentage": 44.0}
+    carbon = [
+        bronze_row(BRONZE_CARBON, history([carbon_entry(X, utc("2025-03-11T10:05"), 410, estimated=True)]), estimate),
+        bronze_row(BRONZE_CARBON, past_range([carbon_entry(Y, utc("2025-03-01T10:40"), 250)]), estimate,
+                   endpoint="carbon-intensity/past-range"),
+        bronze_row(BRONZE_CARBON, past_range([portal_entry]), estimate, endpoint="portal-csv"),
+    ]
+    power = [bronze_row(BRONZE_POWER, past_range([power_entry(Y, utc("2025-03-01T10:45"))]), estimate,
+                        endpoint="power-breakdown/past-range")]
+    revised = [bronze_row(BRONZE_CARBON, history([carbon_entry(X, utc("2025-03-11T12:40"), 395)]), final)]
+
+    def fetched_again(rows: list[tuple]) -> list[tuple]:
+        return [row[:8] + (utc("2025-03-11T16:13"),) + row[9:] for row in rows]  # ingested_at later
+
+    batches = [{BRONZE_CARBON: carbon, BRONZE_POWER: power}, {BRONZE_CARBON: revised},
+               {BRONZE_CARBON: fetched_again(carbon + revised), BRONZE_POWER: fetched_again(power)}, {}]
+    summaries = []
+    for batch in batches:
+        _append(spark, store, batch)
+        summaries.append(refresh_silver(spark, store, checkpoints, run_id="run", progress=lambda _: None))
+    table = {(r["datetime"], r["side"], r["updated_at"]): r
+             for r in utc_rows(store.read(spark, SILVER_ENERGY_REVISIONS).collect())}
+    energy = {r["datetime"]: r for r in utc_rows(store.read(spark, SILVER_ENERGY).collect())}
+    return {"table": table, "energy": energy, "summaries": summaries}
+
+
+def test_revisions_keep_the_estimate_and_the_final_value_with_when_they_were_known(revisions):
+    x = sorted((r for (hour, _, _), r in revisions["table"].items() if hour == X), key=lambda r: r["updated_at"])
+    assert [(r["carbon_intensity"], r["is_estimated"]) for r in x] == [(410, True), (395, False)]
+    assert [r["first_seen_at"] for r in x] == [utc("2025-03-11T10:13"), utc("2025-03-11T13:13")]
+    assert [r["available_at"] for r in x] == [r["first_seen_at"] for r in x]
+    assert {r["origin"] for r in x} == {"history"}
+    assert x[0]["production_solar"] is None  # a carbon revision carries no power columns
+    assert revisions["energy"][X]["carbon_intensity"] == 395  # energy_data keeps the final value
+
+
+def test_past_range_and_portal_rows_parse_with_their_publication_time(revisions):
+    table = revisions["table"]
+    carbon_y = table[(Y, "carbon", utc("2025-03-01T10:40"))]
+    assert (carbon_y["origin"], carbon_y["available_at"], carbon_y["carbon_intensity"]) == (
+        "past-range", utc("2025-03-01T10:40"), 250)
+    power_y = table[(Y, "power", utc("2025-03-01T10:45"))]
+    assert (power_y["origin"], power_y["production_hydro_discharge"]) == ("past-range", -380.0)
+    portal = table[(Z, "carbon", Z + timedelta(hours=2))]  # no updatedAt: hour + publication delay
+    assert (portal["origin"], portal["available_at"], portal["carbon_intensity"]) == ("portal", Z + timedelta(hours=2), 333)
+    assert revisions["energy"][Z]["carbon_origin"] == "portal"
+
+
+def test_revisions_seen_again_or_rerun_change_nothing(revisions):
+    assert len(revisions["table"]) == 5
+    assert [s.revisions for s in revisions["summaries"]] == [4, 1, 0, 0]
+    assert revisions["summaries"][3].batches == 0

@@ -25,8 +25,11 @@ def get_spark(settings: SparkConfig | None = None, app_name: str = "gridcast") -
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    settings = settings or SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="2g",
-                                       driver_java_options="-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m")
+    if settings is None:
+        # The defaults live in conf/config.yaml (`spark:`), nowhere else.
+        from gridcast.config import load_config
+
+        settings = load_config([]).spark
     jars = cached_jars()
     if jars is None:
         jars = fetch_delta_jars()

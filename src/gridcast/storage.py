@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 
 from gridcast.config import StorageConfig
 from gridcast.tables import Table
@@ -40,8 +40,18 @@ class TableStore(ABC):
         ...
 
     @abstractmethod
+    def _save(self, writer: DataFrameWriter, table: Table) -> None:
+        """Run a configured Delta writer against the table."""
+
     def append(self, df: DataFrame, table: Table) -> None:
         """Append rows, creating the table (with its declared properties) on first write."""
+        # Table properties given as writer options are set when the append creates the table.
+        self._save(df.write.format("delta").mode("append").options(**table.properties), table)
+
+    def replace(self, df: DataFrame, table: Table) -> None:
+        """Replace the table's rows and schema with `df` (a new version; history kept)."""
+        writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        self._save(writer.options(**table.properties), table)
 
     def version(self, spark: SparkSession, table: Table) -> int | None:
         """The table's current Delta version, or None if it does not exist."""
@@ -93,9 +103,8 @@ class LocalTableStore(TableStore):
     def _builder(self, spark: SparkSession, table: Table):  # noqa: ANN202
         return DeltaTable.createIfNotExists(spark).location(self.identifier(table))
 
-    def append(self, df: DataFrame, table: Table) -> None:
-        # Table properties given as writer options are set when the append creates the table.
-        df.write.format("delta").mode("append").options(**table.properties).save(self.identifier(table))
+    def _save(self, writer: DataFrameWriter, table: Table) -> None:
+        writer.save(self.identifier(table))
 
 
 class UnityCatalogTableStore(TableStore):
@@ -123,8 +132,8 @@ class UnityCatalogTableStore(TableStore):
         spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.catalog}.{table.layer}")
         return DeltaTable.createIfNotExists(spark).tableName(self.identifier(table))
 
-    def append(self, df: DataFrame, table: Table) -> None:
-        df.write.format("delta").mode("append").options(**table.properties).saveAsTable(self.identifier(table))
+    def _save(self, writer: DataFrameWriter, table: Table) -> None:
+        writer.saveAsTable(self.identifier(table))
 
 
 def table_store(config: StorageConfig) -> TableStore:

@@ -102,6 +102,7 @@ SILVER_ENERGY = Table(
         StructField("carbon_estimation_method", StringType()),
         StructField("carbon_updated_at", TimestampType()),
         StructField("carbon_ingested_at", TimestampType()),  # when the kept revision was fetched
+        StructField("carbon_origin", StringType()),  # ORIGINS: where the kept revision came from
         # power side (power-breakdown history), revised as a whole; MW, null = no such source
         *[StructField(f"{flow}_{source}", DoubleType()) for flow in ("production", "consumption") for source in _POWER_SOURCES],
         StructField("power_production_total", DoubleType()),
@@ -114,6 +115,7 @@ SILVER_ENERGY = Table(
         StructField("power_estimation_method", StringType()),
         StructField("power_updated_at", TimestampType()),
         StructField("power_ingested_at", TimestampType()),
+        StructField("power_origin", StringType()),
         # both sides
         _generated("is_estimated", BooleanType(), "coalesce(power_is_estimated, false) OR coalesce(carbon_is_estimated, false)"),
         _generated("updated_at", TimestampType(), "greatest(power_updated_at, carbon_updated_at)"),
@@ -123,21 +125,65 @@ SILVER_ENERGY = Table(
     ]),
     description="Power breakdown joined with carbon intensity per zone and hour; newest revision wins.",
 )
+# Visual Crossing's hourly variables, metric units, in its CSV order: silver keeps them all.
+WEATHER_VARIABLES = (
+    "temp", "feelslike", "dew", "humidity", "precip", "precipprob", "preciptype", "snow",
+    "snowdepth", "windgust", "windspeed", "winddir", "sealevelpressure", "cloudcover",
+    "visibility", "solarradiation", "solarenergy", "uvindex", "severerisk", "conditions",
+    "icon", "stations",
+)
+_WEATHER_TEXT = ("preciptype", "conditions", "icon", "stations")
+# The ones gold keeps per location. Temperature and humidity drive heating and cooling demand,
+# cloud cover and solar radiation solar output, wind speed wind output; precipitation goes with
+# cloud and hydro.
+GOLD_WEATHER_VARIABLES = ("temp", "humidity", "cloudcover", "solarradiation", "windspeed", "precip")
+
+# Where a row came from: a scheduled API fetch, Electricity Maps' paid backfill, a data-portal CSV.
+ORIGINS = ("history", "past-range", "portal")
+BACKFILL_ORIGINS = ("past-range", "portal")
+
+SILVER_ENERGY_REVISIONS = Table(
+    "silver", "energy_revisions", key=("zone", "datetime", "side", "updated_at"),
+    schema=StructType([
+        StructField("zone", StringType(), False),
+        StructField("datetime", TimestampType(), False),  # UTC hour start
+        # carbon (carbon-intensity endpoint) or power (power-breakdown endpoint): each has its own
+        # updatedAt, so a revision is one side's; the other side's columns are null
+        StructField("side", StringType(), False),
+        # the side's updatedAt; a portal row has none: datetime + publication delay
+        StructField("updated_at", TimestampType(), False),
+        StructField("first_seen_at", TimestampType(), False),  # ingested_at of the first fetch with it
+        # when the value could have been known: first_seen_at for a scheduled fetch; for a backfill
+        # the source's publication time (updated_at)
+        StructField("available_at", TimestampType(), False),
+        StructField("origin", StringType(), False),  # ORIGINS, of the first fetch with it
+        StructField("carbon_intensity", IntegerType()),
+        StructField("emission_factor_type", StringType()),
+        StructField("is_estimated", BooleanType()),
+        StructField("estimation_method", StringType()),
+        StructField("renewable_percentage", DoubleType()),
+        StructField("fossil_free_percentage", DoubleType()),
+        StructField("power_production_total", DoubleType()),
+        StructField("power_consumption_total", DoubleType()),
+        *[StructField(f"production_{source}", DoubleType()) for source in _POWER_SOURCES],
+    ]),
+    description="Every revision of every energy hour and side as it came through bronze, with when it was known.",
+)
+
 SILVER_WEATHER = Table(
-    "silver", "weather_forecast_data", key=("location", "issued_hour", "datetime"),
+    "silver", "weather_forecast_data", key=("zone", "location", "fetched_at", "datetime"),
     schema=StructType([
         StructField("zone", StringType(), False),
         StructField("location", StringType(), False),
-        StructField("issued_hour", TimestampType(), False),  # ingested_at floored to the hour, UTC
+        # the vintage: the exact fetch time (bronze ingested_at), or for an archived forecast
+        # (Visual Crossing `histfcst`) the basis time its backfill request names (`forecast_basis`)
+        StructField("fetched_at", TimestampType(), False),
         StructField("datetime", TimestampType(), False),  # UTC hour start
-        StructField("forecast_offset_h", IntegerType()),  # hours from issued_hour to datetime
-        StructField("is_observation", BooleanType()),  # datetime <= issued_hour
-        # Visual Crossing hourly variables, metric units, in its CSV order
-        *[StructField(name, StringType() if name in ("preciptype", "conditions", "icon", "stations") else DoubleType())
-          for name in ("temp", "feelslike", "dew", "humidity", "precip", "precipprob", "preciptype", "snow",
-                       "snowdepth", "windgust", "windspeed", "winddir", "sealevelpressure", "cloudcover",
-                       "visibility", "solarradiation", "solarenergy", "uvindex", "severerisk", "conditions",
-                       "icon", "stations")],
+        StructField("forecast_offset_h", IntegerType()),  # hours from fetched_at to datetime, rounded up
+        StructField("is_observation", BooleanType()),  # datetime <= fetched_at
+        StructField("origin", StringType()),  # observation | forecast | user-csv
+        *[StructField(name, StringType() if name in _WEATHER_TEXT else DoubleType())
+          for name in WEATHER_VARIABLES],
         StructField("ingested_at", TimestampType(), False),  # when this vintage was fetched
     ]),
     description="Hourly weather per location and forecast vintage, UTC; observations marked.",
@@ -173,6 +219,6 @@ GOLD_HISTORIC = Table(
                 "lag_1h and 24 h rolling features over the hours before.",
 )
 GOLD_WEATHER_FORECASTS = Table(
-    "gold", "weather_forecasts", key=("zone", "ingested_hour_utc", "datetime"),
+    "gold", "weather_forecasts", key=("zone", "fetched_at", "datetime"),
     description="Weather forecast vintages pivoted per location, future hours only, with forecast_offset in hours.",
 )

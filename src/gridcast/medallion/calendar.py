@@ -14,7 +14,8 @@ import holidays as holidays_package
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-SECONDS_PER_HOUR = 3600
+from gridcast.hours import HOUR_S
+
 SECONDS_PER_DAY = 86400
 
 HOLIDAY_SCHEMA = "local_date date, holiday_name string"
@@ -44,7 +45,7 @@ def _date_parts(epoch_seconds: Column, suffix: str) -> dict[str, Column]:
     """Hour, ISO weekday (1 = Monday), month and day of year of a wall-clock epoch."""
     day = F.date_from_unix_date(F.floor(epoch_seconds / SECONDS_PER_DAY).cast("int"))
     return {
-        f"hour_{suffix}": F.pmod(F.floor(epoch_seconds / SECONDS_PER_HOUR), 24).cast("int"),
+        f"hour_{suffix}": F.pmod(F.floor(epoch_seconds / HOUR_S), 24).cast("int"),
         f"day_of_week_{suffix}": (F.weekday(day) + 1).cast("int"),
         f"month_{suffix}": F.month(day),
         f"day_of_year_{suffix}": F.dayofyear(day),

@@ -24,6 +24,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, DoubleType, StringType, StructField, StructType
 
+from gridcast.hours import HOUR_S
+from gridcast.medallion.sql import sql_name, sql_text
 from gridcast.tables import SILVER_ENERGY, SILVER_WEATHER, Table
 
 # Every failure of a row: array<struct<check, message>>, empty when the row passed.
@@ -38,15 +40,6 @@ def failure(check: str, message: Column | str) -> Column:
     """One failure entry (for parse failures raised outside a suite)."""
     text = F.lit(message) if isinstance(message, str) else message
     return F.struct(F.lit(check).alias("check"), text.alias("message"))
-
-
-def sql_name(column: str) -> str:
-    return "`" + column.replace("`", "``") + "`"
-
-
-def sql_text(text: str) -> str:
-    """A Spark SQL string literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _failure(check: str, condition: str, message: str) -> str:
@@ -71,11 +64,15 @@ class Expectation(ABC):
 
 @dataclass(frozen=True)
 class NotNull(Expectation):
+    """The columns are not null, except in rows where `unless` (SQL over the row) holds."""
+
     columns: tuple[str, ...]
+    unless: str | None = None
     name: str = "not_null"
 
     def violations(self, columns: Sequence[str], value: TypedValue) -> list[str]:
-        return [_failure(f"{self.name}:{c}", f"{sql_name(c)} IS NULL", sql_text(f"{c} is null"))
+        exempt = f" AND NOT coalesce({self.unless}, false)" if self.unless else ""
+        return [_failure(f"{self.name}:{c}", f"{sql_name(c)} IS NULL{exempt}", sql_text(f"{c} is null"))
                 for c in self.columns if c in columns]
 
 
@@ -124,7 +121,7 @@ class HourAligned(Expectation):
     name: str = "hour_aligned"
 
     def violations(self, columns: Sequence[str], value: TypedValue) -> list[str]:
-        return [_failure(f"{self.name}:{c}", f"unix_micros({value(c)}) % 3600000000 != 0",
+        return [_failure(f"{self.name}:{c}", f"unix_micros({value(c)}) % {HOUR_S * 1_000_000} != 0",
                          _message(c, "is not on the hour"))
                 for c in self.columns if c in columns]
 
@@ -255,8 +252,10 @@ ENERGY = Suite(
         NotNull(("zone", "datetime")),
         HourAligned(("datetime",)),
         UniqueWithin(("zone", "datetime"), within=_ONE_RESPONSE),
-        # Revisions are ordered by updatedAt: a side without one cannot be placed.
-        NotNull(("carbon_updated_at", "power_updated_at")),
+        # Revisions are ordered by updatedAt: a side without one cannot be placed. A portal CSV
+        # gives none; its publication time is assumed (`with_publication_time`).
+        NotNull(("carbon_updated_at",), unless="carbon_origin = 'portal'"),
+        NotNull(("power_updated_at",), unless="power_origin = 'portal'"),
         NotNull(("carbon_intensity",)),
         InRange(0, 2000, ("carbon_intensity",)),
         OneOf("emission_factor_type", ("lifecycle", "direct")),
@@ -272,7 +271,7 @@ ENERGY = Suite(
 WEATHER = Suite(
     SILVER_WEATHER,
     expectations=(
-        NotNull(("zone", "location", "issued_hour", "datetime")),
+        NotNull(("zone", "location", "fetched_at", "datetime")),
         HourAligned(("datetime",)),
         UniqueWithin(("location", "datetime"), within=_ONE_RESPONSE),
         InRange(-90, 60, ("temp", "dew")),

@@ -5,8 +5,9 @@
   that side's newest revision (its `updatedAt`, then the later fetch), so an older revision
   arriving late never overwrites a newer one and an hour whose other side has not arrived yet
   still lands, to be completed later.
-- `silver.weather_forecast_data` (location, issued_hour, datetime): Visual Crossing's hourly CSV,
-  UTC, every forecast vintage kept; hours at or before the issue hour are observations.
+- `silver.weather_forecast_data` (zone, location, fetched_at, datetime): Visual Crossing's hourly
+  CSV, UTC, every forecast vintage kept by its exact fetch time (two fetches in one hour are two
+  vintages); hours at or before the fetch are observations.
 - `silver.quarantine`: every payload or row that failed to parse or failed an expectation
   (`gridcast.medallion.quality`), with all its reasons and a pointer to its bronze row.
 
@@ -18,9 +19,9 @@ with `_`: the bronze pointer (`_source_table`, `_payload_hash`, `_ingest_run_id`
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import reduce
 from typing import Callable, Sequence
 
@@ -28,6 +29,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, MapType, StringType, StructField, StructType
 
+from gridcast.hours import HOUR_S
 from gridcast.medallion.quality import (
     ENERGY,
     FAILURES,
@@ -36,10 +38,10 @@ from gridcast.medallion.quality import (
     evaluate,
     failure,
     passed,
-    sql_name,
-    sql_text,
 )
+from gridcast.medallion.sql import column_name_sql, sql_name, sql_text
 from gridcast.medallion.upsert import (
+    MERGE_MATERIALIZE_SOURCE,
     SOURCE_COLUMN,
     Batch,
     IncrementalRun,
@@ -49,15 +51,19 @@ from gridcast.medallion.upsert import (
     latest_per_key,
     merge_revisions,
     process_new_rows,
+    session_conf,
 )
 from gridcast.storage import TableStore
 from gridcast.tables import (
     BRONZE_CARBON,
     BRONZE_POWER,
     BRONZE_WEATHER,
+    BACKFILL_ORIGINS,
     SILVER_ENERGY,
+    SILVER_ENERGY_REVISIONS,
     SILVER_QUARANTINE,
     SILVER_WEATHER,
+    WEATHER_VARIABLES,
     Table,
 )
 
@@ -67,7 +73,11 @@ POWER_SOURCES = tuple(
     f.name.removeprefix("production_") for f in SILVER_ENERGY.schema.fields if f.name.startswith("production_")
 )
 _WEATHER_NAMES = SILVER_WEATHER.schema.names
-WEATHER_VARIABLES = tuple(_WEATHER_NAMES[_WEATHER_NAMES.index("is_observation") + 1: _WEATHER_NAMES.index("ingested_at")])
+
+# request_params key a Visual Crossing backfill sets on a `forecastBasisDate` request: the ISO
+# time the archived forecast was issued, which is its vintage (not the simulated fetch time).
+FORECAST_BASIS = "forecast_basis"
+USER_CSV = "user-csv"  # bronze weather endpoint (and silver origin) of a user's weather CSV
 
 ENERGY_KEY = SILVER_ENERGY.key
 WEATHER_KEY = SILVER_WEATHER.key
@@ -134,11 +144,6 @@ def _one_row_per_failed_payload(items: Column, item_type: DataType | str) -> Col
     return F.when(F.size(FAILURES) > 0, F.array(F.lit(None).cast(item_type))).otherwise(items)
 
 
-def normalise_key(name: str) -> str:
-    """A wire key as a column-name part, as `parse_power_history` does it in Spark."""
-    return re.sub(r"^_+|_+$", "", re.sub(r"[^a-z0-9]+", "_", name.strip().lower()))
-
-
 # --- Electricity Maps ----------------------------------------------------------------------------
 
 _TEXT = StringType()
@@ -185,12 +190,27 @@ def _em_entries(bronze: DataFrame, table: Table) -> DataFrame:
     )
 
 
+PORTAL_CSV = "portal-csv"  # bronze carbon endpoint of data-portal rows (built by the backfill step)
+DEFAULT_PUBLICATION_DELAY = timedelta(hours=2)
+
+
+def _origin(bronze: DataFrame) -> str:
+    """SQL: where an energy response came from (`ORIGINS`), from its endpoint, else the bronze
+    `origin` column (null or absent: a scheduled history fetch)."""
+    stated = "origin" if "origin" in bronze.columns else "NULL"
+    return (f"CASE WHEN endpoint = {sql_text(PORTAL_CSV)} THEN 'portal' "
+            f"WHEN endpoint LIKE '%past-range' THEN 'past-range' ELSE coalesce({stated}, 'history') END")
+
+
 def _plumbing() -> list[str]:
     return ["_source_table", "_payload_hash", "_ingest_run_id", "_ingested_at", "_record", FAILURES]
 
 
 def parse_carbon_history(bronze: DataFrame) -> DataFrame:
     """Carbon-intensity responses (bronze rows) -> one row per (zone, hour) entry, values as text.
+
+    `history` and `past-range` responses and data-portal rows (endpoint `portal-csv`, in the
+    past-range shape, `updatedAt` null) alike; `carbon_origin` says which.
 
     Args:
         bronze: rows of `bronze.carbon_data`.
@@ -210,12 +230,13 @@ def parse_carbon_history(bronze: DataFrame) -> DataFrame:
         "_entry.estimationMethod AS carbon_estimation_method",
         "_entry.updatedAt AS carbon_updated_at",
         "ingested_at AS carbon_ingested_at",
+        f"{_origin(bronze)} AS carbon_origin",
         *_plumbing(),
     )
 
 
 # A wire key as a column-name part: `hydro discharge` -> `hydro_discharge`, `IT-SO` -> `it_so`.
-_KEY_AS_COLUMN_NAME = r"(k, v) -> regexp_replace(regexp_replace(lower(trim(k)), '[^a-z0-9]+', '_'), '^_+|_+$', '')"
+_KEY_AS_COLUMN_NAME = f"(k, v) -> {column_name_sql('k')}"
 
 
 def parse_power_history(bronze: DataFrame) -> DataFrame:
@@ -245,6 +266,7 @@ def parse_power_history(bronze: DataFrame) -> DataFrame:
         "_entry.estimationMethod AS power_estimation_method",
         "_entry.updatedAt AS power_updated_at",
         "ingested_at AS power_ingested_at",
+        f"{_origin(bronze)} AS power_origin",
         *_plumbing(),
     )
 
@@ -315,7 +337,8 @@ def parse_weather_csv(bronze: DataFrame) -> DataFrame:
         bronze: rows of `bronze.weather_forecast_data`.
 
     Returns:
-        zone, location, issued_hour (the fetch time floored to the hour), datetime and the
+        zone, location, fetched_at (the exact fetch time; for an archived forecast the
+        `forecast_basis` its request names), datetime, origin (`user-csv` or null) and the
         weather variables (text), ingested_at, plus plumbing. A failed payload is one row; a
         truncated or malformed line is a row with its `FAILURES`.
     """
@@ -351,22 +374,29 @@ def parse_weather_csv(bronze: DataFrame) -> DataFrame:
         .withColumn("_record", F.coalesce(line, _excerpt(body), F.col("error")))
         .selectExpr(
             "zone", "location",
-            "timestamp_seconds(floor(unix_seconds(ingested_at) / 3600) * 3600) AS issued_hour",
+            f"coalesce(try_cast(get_json_object(request_params, '$.{FORECAST_BASIS}') AS TIMESTAMP), "
+            "ingested_at) AS fetched_at",
             f"CASE WHEN {raw_datetime} RLIKE {sql_text(_HAS_ZONE)} THEN {raw_datetime} "
             f"ELSE concat({raw_datetime}, 'Z') END AS datetime",
             *[f"{_csv_value(name)} AS {name}" for name in WEATHER_VARIABLES],
             "ingested_at",
+            f"CASE WHEN endpoint = {sql_text(USER_CSV)} THEN {sql_text(USER_CSV)} END AS origin",
             *_plumbing(),
         )
     )
 
 
 def add_forecast_offset(weather: DataFrame) -> DataFrame:
-    """forecast_offset_h (whole hours from issued_hour to datetime) and is_observation
-    (datetime at or before issued_hour), on typed rows."""
-    seconds = F.unix_seconds("datetime") - F.unix_seconds("issued_hour")
-    return weather.withColumn("forecast_offset_h", F.floor(seconds / 3600).cast("int")).withColumn(
-        "is_observation", F.col("datetime") <= F.col("issued_hour"))
+    """forecast_offset_h (hours from fetched_at to datetime, rounded up: the next hour after a
+    fetch at 10:13 is 1 ahead), is_observation (datetime at or before fetched_at) and origin
+    (`user-csv` kept, else observation / forecast), on typed rows."""
+    seconds = F.unix_seconds("datetime") - F.unix_seconds("fetched_at")
+    observed = F.col("datetime") <= F.col("fetched_at")
+    return weather.withColumns({
+        "forecast_offset_h": F.ceil(seconds / HOUR_S).cast("int"),
+        "is_observation": observed,
+        "origin": F.coalesce(F.col("origin"), F.when(observed, "observation").otherwise("forecast")),
+    })
 
 
 # --- from checked rows to MERGE sources and quarantine records -----------------------------------
@@ -402,6 +432,94 @@ def energy_updates(power: DataFrame | None, carbon: DataFrame | None) -> DataFra
         (F.least(*firsts) if len(sides) > 1 else firsts[0]).alias("first_ingested_at"),
         (F.greatest(*lasts) if len(sides) > 1 else lasts[0]).alias("last_ingested_at"),
     )
+
+
+def with_publication_time(rows: DataFrame, side: str, publication_delay: timedelta) -> DataFrame:
+    """Typed rows of one side with `<side>_updated_at` filled where the source gave none (a
+    data-portal row): the hour plus `publication_delay`, the assumed time it was published.
+
+    Args:
+        rows: conformed power or carbon rows.
+        side: `power` or `carbon`.
+        publication_delay: how long after its hour a backfilled value is taken to be known.
+    """
+    column = f"{side}_updated_at"
+    published = F.timestamp_seconds(F.unix_seconds("datetime") + int(publication_delay.total_seconds()))
+    return rows.withColumn(column, F.coalesce(F.col(column), published))
+
+
+_REVISION_VALUES = {
+    "carbon": {
+        "carbon_intensity": "carbon_intensity", "emission_factor_type": "emission_factor_type",
+        "is_estimated": "carbon_is_estimated", "estimation_method": "carbon_estimation_method",
+    },
+    "power": {
+        "is_estimated": "power_is_estimated", "estimation_method": "power_estimation_method",
+        "renewable_percentage": "renewable_percentage", "fossil_free_percentage": "fossil_free_percentage",
+        "power_production_total": "power_production_total",
+        "power_consumption_total": "power_consumption_total",
+        **{f"production_{s}": f"production_{s}" for s in POWER_SOURCES},
+    },
+}
+
+
+def energy_revisions(power: DataFrame | None, carbon: DataFrame | None) -> DataFrame:
+    """The MERGE source for `silver.energy_revisions`: one row per (zone, datetime, side,
+    updated_at), from the first fetch that carried that revision.
+
+    Args:
+        power, carbon: typed rows that passed the quality gate, updated_at filled
+            (`with_publication_time`); either may be None.
+
+    Returns:
+        Rows in the table's schema: `first_seen_at` = that fetch's ingested_at, `origin` its
+        origin, `available_at` = first_seen_at for a scheduled fetch, else the source's
+        publication time (updated_at).
+    """
+    schema = SILVER_ENERGY_REVISIONS.schema
+    sides = []
+    for side, rows in (("power", power), ("carbon", carbon)):
+        if rows is None:
+            continue
+        values = _REVISION_VALUES[side]
+        sides.append(rows.select(
+            "zone", "datetime", F.lit(side).alias("side"), F.col(f"{side}_updated_at").alias("updated_at"),
+            F.col("_ingested_at").alias("first_seen_at"), F.col(f"{side}_origin").alias("origin"),
+            *[(F.col(values[f.name]) if f.name in values else F.lit(None)).cast(f.dataType).alias(f.name)
+              for f in schema.fields[7:]],
+            "_payload_hash",
+        ))
+    if not sides:
+        raise ValueError("energy_revisions needs power or carbon rows")
+    key = list(SILVER_ENERGY_REVISIONS.key)
+    first = Window.partitionBy(*key).orderBy("first_seen_at", "_payload_hash")
+    earliest = (reduce(DataFrame.unionByName, sides)
+                .withColumn("_rank", F.row_number().over(first)).filter("_rank = 1"))
+    available = F.when(F.col("origin").isin(*BACKFILL_ORIGINS), F.col("updated_at")).otherwise(F.col("first_seen_at"))
+    return earliest.withColumn("available_at", available).select(*schema.names)
+
+
+def merge_energy_revisions(spark: SparkSession, store: TableStore, revisions: DataFrame) -> int:
+    """Insert the revisions `silver.energy_revisions` lacks; for one it has, keep the earliest
+    sighting (first_seen_at, available_at and origin of the first fetch). Idempotent.
+
+    Returns:
+        Revisions inserted.
+    """
+    condition = " AND ".join(f"t.{sql_name(c)} = s.{sql_name(c)}" for c in SILVER_ENERGY_REVISIONS.key)
+    earlier = "s.first_seen_at < t.first_seen_at"
+    with session_conf(spark, MERGE_MATERIALIZE_SOURCE, "none"):
+        result = (
+            store.delta_table(spark, SILVER_ENERGY_REVISIONS).alias("t").merge(revisions.alias("s"), condition)
+            .whenMatchedUpdate(condition=f"{earlier} OR s.available_at < t.available_at", set={
+                "first_seen_at": "least(t.first_seen_at, s.first_seen_at)",
+                "available_at": "least(t.available_at, s.available_at)",
+                "origin": f"CASE WHEN {earlier} THEN s.origin ELSE t.origin END",
+            })
+            .whenNotMatchedInsertAll()
+            .execute().collect()[0]
+        )
+    return result["num_inserted_rows"]
 
 
 def weather_updates(weather: DataFrame) -> DataFrame:
@@ -458,7 +576,7 @@ def checked_weather(bronze: DataFrame) -> DataFrame:
 
 # --- I/O: bronze stream -> MERGE ----------------------------------------------------------------
 
-SILVER_TABLES = (SILVER_ENERGY, SILVER_WEATHER, SILVER_QUARANTINE)
+SILVER_TABLES = (SILVER_ENERGY, SILVER_ENERGY_REVISIONS, SILVER_WEATHER, SILVER_QUARANTINE)
 BRONZE_SOURCES = (BRONZE_POWER, BRONZE_CARBON, BRONZE_WEATHER)
 STREAM_NAME = "silver_from_bronze"
 
@@ -469,6 +587,7 @@ class SilverSummary:
 
     energy: MergeMetrics = field(default_factory=MergeMetrics)
     weather: MergeMetrics = field(default_factory=MergeMetrics)
+    revisions: int = 0  # revisions new to silver.energy_revisions
     quarantined: dict[str, int] = field(default_factory=dict)  # rows, per bronze table
     batches: int = 0
     # Delta versions: bronze read up to, silver written (only tables that got a commit).
@@ -508,8 +627,9 @@ class _SilverBatch:
     """The foreachBatch body: parse and judge every new bronze row, MERGE the good ones into
     energy and weather, append the rest to quarantine (one write per silver table)."""
 
-    def __init__(self, store: TableStore, run_id: str, summary: SilverSummary, progress: Progress):
-        self.store, self.run_id = store, run_id
+    def __init__(self, store: TableStore, run_id: str, summary: SilverSummary, progress: Progress,
+                 publication_delay: timedelta):
+        self.store, self.run_id, self.publication_delay = store, run_id, publication_delay
         self.summary, self.progress = summary, progress
         self.written: set[Table] = set()
 
@@ -531,7 +651,13 @@ class _SilverBatch:
         failed = {t: counts.get((t.qualified_name, False), 0) for t in checked}
 
         if ok[BRONZE_POWER] or ok[BRONZE_CARBON]:
-            good = [conform(checked[t].filter(passed()), ENERGY) if ok[t] else None for t in (BRONZE_POWER, BRONZE_CARBON)]
+            good = [
+                with_publication_time(conform(checked[t].filter(passed()), ENERGY), side, self.publication_delay)
+                if ok[t] else None
+                for t, side in ((BRONZE_POWER, "power"), (BRONZE_CARBON, "carbon"))
+            ]
+            self.summary.revisions += merge_energy_revisions(spark, self.store, energy_revisions(*good))
+            self.written.add(SILVER_ENERGY_REVISIONS)
             self.summary.energy += merge_revisions(
                 spark, self.store, SILVER_ENERGY, energy_updates(*good),
                 groups=(POWER_GROUP, CARBON_GROUP), on_match=SEEN,
@@ -567,6 +693,7 @@ def refresh_silver(
     checkpoints: str,
     *,
     run_id: str,
+    publication_delay: timedelta = DEFAULT_PUBLICATION_DELAY,
     progress: Progress = print,
 ) -> SilverSummary:
     """Bring the silver tables up to date with every bronze row not processed yet.
@@ -579,6 +706,8 @@ def refresh_silver(
     Args:
         checkpoints: the directory holding streaming checkpoints.
         run_id: the medallion run, stamped on quarantine rows.
+        publication_delay: how long after its hour a backfilled value without a publication
+            time (a data-portal row) is taken to be known (`available_at`, `updated_at`).
 
     Returns:
         Rows merged and quarantined, bronze versions read, silver versions written. When a
@@ -589,7 +718,7 @@ def refresh_silver(
     summary = SilverSummary(missing=[t for t in BRONZE_SOURCES if not store.exists(spark, t)])
     if summary.missing:
         return summary
-    body = _SilverBatch(store, run_id, summary, progress)
+    body = _SilverBatch(store, run_id, summary, progress, publication_delay)
     for table in SILVER_TABLES:
         if not store.exists(spark, table):
             store.ensure(spark, table)

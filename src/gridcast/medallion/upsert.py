@@ -28,6 +28,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from gridcast.medallion.sql import sql_name
 from gridcast.storage import LocalTableStore, TableStore
 from gridcast.tables import Table
 
@@ -37,7 +38,7 @@ SOURCE_COLUMN = "_source_table"
 # Delta session settings used for one write at a time (see `session_conf`).
 _TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
 _TXN_VERSION = "spark.databricks.delta.write.txnVersion"
-_MERGE_MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
+MERGE_MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
 
 
 # --- dedupe ------------------------------------------------------------------------------------
@@ -88,13 +89,9 @@ class RevisionGroup:
         newer = "false"
         # "s > t lexicographically", built from the least significant column up.
         for column in reversed(self.order):
-            s, t = f"{source}.{_name(column)}", f"{target}.{_name(column)}"
+            s, t = f"{source}.{sql_name(column)}", f"{target}.{sql_name(column)}"
             newer = f"({t} IS NULL OR {s} > {t} OR ({s} = {t} AND {newer}))"
-        return f"({source}.{_name(self.order[0])} IS NOT NULL AND {newer})"
-
-
-def _name(column: str) -> str:
-    return "`" + column.replace("`", "``") + "`"
+        return f"({source}.{sql_name(self.order[0])} IS NOT NULL AND {newer})"
 
 
 @dataclass(frozen=True)
@@ -157,21 +154,21 @@ def merge_revisions(
     for group in groups:
         newer = group.newer()
         for column in sorted(c for c in set(source_columns) | target_columns if group.owns(c)):
-            incoming = f"s.{_name(column)}" if column in source_columns else "NULL"
-            current = f"t.{_name(column)}" if column in target_columns else "NULL"
+            incoming = f"s.{sql_name(column)}" if column in source_columns else "NULL"
+            current = f"t.{sql_name(column)}" if column in target_columns else "NULL"
             assignments[column] = f"CASE WHEN {newer} THEN {incoming} ELSE {current} END"
     assignments.update(on_match)
-    changed = [f"NOT (t.{_name(c)} <=> ({e}))" for c, e in on_match.items()]
+    changed = [f"NOT (t.{sql_name(c)} <=> ({e}))" for c, e in on_match.items()]
     update_when = " OR ".join([g.newer() for g in groups] + changed)
-    condition = " AND ".join(f"t.{_name(c)} = s.{_name(c)}" for c in key)
+    condition = " AND ".join(f"t.{sql_name(c)} = s.{sql_name(c)}" for c in key)
     # The source is read twice (matching, then writing) and is deterministic: no need for Delta
     # to materialise it first (one Spark job fewer).
-    with session_conf(spark, _MERGE_MATERIALIZE_SOURCE, "none"):
+    with session_conf(spark, MERGE_MATERIALIZE_SOURCE, "none"):
         result = (
             store.delta_table(spark, table).alias("t")
             .merge(updates.alias("s"), condition)
             .whenMatchedUpdate(condition=update_when, set=assignments)
-            .whenNotMatchedInsert(values={c: f"s.{_name(c)}" for c in source_columns})
+            .whenNotMatchedInsert(values={c: f"s.{sql_name(c)}" for c in source_columns})
             .withSchemaEvolution()
             .execute()
             .collect()[0]
