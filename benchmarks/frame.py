@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from gridcast.config import Location, ZoneConfig  # noqa: E402
 from gridcast.frame import FrameSettings, build_frame  # noqa: E402
-from gridcast.medallion.gold import WEATHER_VARIABLES, location_prefix  # noqa: E402
+from gridcast.medallion.gold import location_prefix  # noqa: E402
+from gridcast.tables import GOLD_WEATHER_VARIABLES as WEATHER_VARIABLES  # noqa: E402
 
 RECORDING = Path(__file__).resolve().parents[1] / "data" / "recordings" / "gr-2024-2025"
 FIRST_ISSUE = pd.Timestamp("2024-01-08T00:00Z")  # a week of history before the first issue hour

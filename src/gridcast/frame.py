@@ -64,7 +64,8 @@ import pandas as pd
 
 from gridcast.config import HORIZON_RANGE, ConfigError, ZoneConfig
 from gridcast.errors import GridcastError
-from gridcast.medallion.gold import WEATHER_VARIABLES, location_prefix
+from gridcast.medallion.gold import location_prefix
+from gridcast.tables import GOLD_WEATHER_VARIABLES as WEATHER_VARIABLES
 from gridcast.settings import settings_from_mapping
 
 FRAME_KEYS: tuple[str, ...] = ("zone", "issued_at", "horizon", "datetime")
