@@ -222,3 +222,41 @@ GOLD_WEATHER_FORECASTS = Table(
     "gold", "weather_forecasts", key=("zone", "fetched_at", "datetime"),
     description="Weather forecast vintages pivoted per location, future hours only, with forecast_offset in hours.",
 )
+
+# --- gold: model outputs (pandas frames MERGEd by gridcast.pandas_io.merge_frame) ----------------
+_UTC_TS = TimestampType()
+
+GOLD_PREDICTIONS = Table(
+    "gold", "carbon_intensity_predictions", key=("zone", "issued_at", "datetime", "model_version"),
+    schema=StructType([
+        StructField("zone", StringType(), False),
+        StructField("issued_at", _UTC_TS, False),  # the issue hour T
+        StructField("datetime", _UTC_TS, False),  # the target hour T + h
+        StructField("horizon", IntegerType(), False),
+        StructField("prediction", DoubleType()),
+        StructField("p10", DoubleType()),
+        StructField("p90", DoubleType()),
+        # the seasonal-naive forecast of the same row, as known at T (monitoring compares)
+        StructField("baseline_seasonal_naive", DoubleType()),
+        StructField("weather_missing", BooleanType()),
+        StructField("weather_is_fallback", BooleanType()),
+        StructField("model_name", StringType(), False),
+        StructField("model_version", StringType(), False),
+        StructField("run_id", StringType(), False),  # the model's training run
+        StructField("scored_at", _UTC_TS, False),
+    ]),
+    description="Batch forecasts of the champion: point forecast and p10/p90 per issue hour and target hour.",
+)
+GOLD_MONITORING = Table(
+    "gold", "forecast_monitoring", key=("zone", "window_kind", "window_start", "horizon"),
+    description="Forecast error against actuals per UTC day and rolling 7 days, per horizon (0 = all), "
+                "with the seasonal-naive baseline, interval coverage and a status.",
+)
+GOLD_BACKTEST = Table(
+    "gold", "backtest_results", key=("zone", "model_config", "fold", "issued_at", "datetime"),
+    description="Walk-forward backtest forecasts with their actuals, per fold and model configuration.",
+)
+GOLD_GREEN_WINDOWS = Table(
+    "gold", "green_windows", key=("zone", "generated_at", "duration_h", "start"),
+    description="Recommended windows to run flexible work, ranked by forecast mean intensity.",
+)
