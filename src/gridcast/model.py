@@ -709,6 +709,7 @@ def log_training(
         "zone": result.zone,
         "best_baseline": result.best_baseline,
         "features.count": len(result.feature_columns),
+        "split.train_start": result.split.train["issued_at"].min().isoformat(),
         "split.test_start": result.split.test_start.isoformat(),
         "split.test_end": result.split.test_end.isoformat(),
         "split.calibration_start": result.split.calibration_start.isoformat(),

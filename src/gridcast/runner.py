@@ -27,8 +27,13 @@ def parse_overrides(argv: Sequence[str]) -> list[str]:
     return overrides
 
 
-def run_step(step: str, body: Callable[[GridcastConfig], None], argv: Sequence[str] | None = None) -> int:
-    """Validate the config, run the step body, map user errors to exit codes."""
+def run_step(step: str, body: Callable[[GridcastConfig], int | None],
+             argv: Sequence[str] | None = None) -> int:
+    """Validate the config, run the step body, map user errors to exit codes.
+
+    A body may return its own exit code (monitor: non-zero for `degraded` when configured to,
+    for schedulers); None means success.
+    """
     argv = sys.argv[1:] if argv is None else argv
     try:
         cfg = load_config(parse_overrides(argv))
@@ -36,8 +41,8 @@ def run_step(step: str, body: Callable[[GridcastConfig], None], argv: Sequence[s
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        body(cfg)
+        code = body(cfg)
     except GridcastError as error:
         print(f"error: {step} failed: {error}", file=sys.stderr)
         return EXIT_FAILED
-    return 0
+    return code or 0
