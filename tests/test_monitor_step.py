@@ -16,9 +16,10 @@ import pytest
 
 from gridcast.monitoring import EXIT_DEGRADED
 from gridcast.pandas_io import merge_frame
-from gridcast.registry import CHAMPION, model_name
+from gridcast.registry import model_name
 from gridcast.storage import LocalTableStore
 from gridcast.tables import GOLD_MONITORING, GOLD_PREDICTIONS, SILVER_ENERGY
+from registry_fixtures import register_champion
 from steps import monitor as monitor_step
 
 START = pd.Timestamp("2025-06-01", tz="UTC")
@@ -55,22 +56,10 @@ def _predictions(actuals: pd.DataFrame, model_error: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-class _Constant(mlflow.pyfunc.PythonModel):
-    def predict(self, context, model_input, params=None):  # noqa: ANN001
-        return np.zeros(len(model_input))
-
-
 def _register_champion(tracking_uri: str, mae: float) -> None:
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    mlflow.set_experiment("monitor-test")
-    with mlflow.start_run():
-        mlflow.log_metric("mae", mae)
-        mlflow.log_params({"split.train_start": START.isoformat(),
-                           "split.calibration_start": (START + pd.Timedelta(days=2)).isoformat()})
-        info = mlflow.pyfunc.log_model(name="model", python_model=_Constant(),
-                                       registered_model_name=NAME)
-    mlflow.MlflowClient().set_registered_model_alias(NAME, CHAMPION, info.registered_model_version)
+    register_champion(tracking_uri, NAME, mae=mae, params={
+        "split.train_start": START.isoformat(),
+        "split.calibration_start": (START + pd.Timedelta(days=2)).isoformat()})
 
 
 @pytest.fixture

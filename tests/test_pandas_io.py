@@ -40,6 +40,13 @@ def test_timestamps_cross_as_utc_instants_both_ways(spark):
     pd.testing.assert_frame_equal(back, frame, check_dtype=False)
 
 
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_any_pandas_resolution_becomes_the_same_instant(spark, unit):
+    frame = pd.DataFrame({"zone": "GR", "datetime": [pd.Timestamp("2025-12-31T05:00", tz="UTC")],
+                          "value": [1.0]}).astype({"datetime": f"datetime64[{unit}, UTC]"})
+    assert to_pandas(to_spark(spark, frame))["datetime"].iloc[0] == frame["datetime"].iloc[0]
+
+
 def test_merge_creates_then_writes_only_what_changed(spark, tmp_path):
     store = LocalTableStore(tmp_path / "lake")
     first = merge_frame(spark, store, EXAMPLE, _frame({"2025-01-01T00:00Z": 1.0, "2025-01-01T01:00Z": 2.0}))

@@ -57,7 +57,9 @@ def to_spark(spark: SparkSession, frame: pd.DataFrame, schema: StructType | None
         values = frame[name]
         if values.dt.tz is None:
             values = values.dt.tz_localize("UTC")
-        frame[name] = values.dt.tz_convert("UTC").astype("int64").floordiv(1000).where(values.notna())
+        # pandas keeps s/ms/us resolutions too: epoch microseconds from a fixed ns resolution.
+        nanos = values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").astype("int64")
+        frame[name] = nanos.floordiv(1000).where(values.notna())
         frame[name] = frame[name].astype("Int64")
     df = spark.createDataFrame(frame) if len(frame) else _empty(spark, frame, schema)
     df = df.select(*[

@@ -102,3 +102,22 @@ def save_training_plots(result: TrainResult, importance: pd.DataFrame, out: Path
     if not result.hour_table.empty:
         paths.append(plot_error_by_hour(result.hour_table, out / "error_by_hour_of_day.png"))
     return paths
+
+
+def plot_recommendation(forecast: pd.DataFrame, best_start: pd.Timestamp, best_end: pd.Timestamp,
+                        run_now_start: pd.Timestamp, run_now_end: pd.Timestamp, path: Path,
+                        title: str) -> Path:
+    """The latest forecast with its p10-p90 band, the recommended window shaded green and the
+    run-now window outlined."""
+    figure, axes = plt.subplots(figsize=(9, 4.5))
+    hours = forecast["datetime"]
+    axes.fill_between(hours, forecast["p10"], forecast["p90"], step="post", alpha=0.25,
+                      label="p10–p90")
+    axes.step(hours, forecast["prediction"], where="post", linewidth=2, label="forecast")
+    axes.axvspan(best_start, best_end, color="tab:green", alpha=0.25, label="greenest window")
+    axes.axvspan(run_now_start, run_now_end, fill=False, hatch="//", edgecolor="tab:red",
+                 label="run now")
+    axes.set(xlabel="UTC", ylabel="gCO2eq/kWh", title=title)
+    axes.legend(loc="best")
+    figure.autofmt_xdate()
+    return _save(figure, path)
