@@ -106,6 +106,7 @@ def test_good_forecasts_are_ok_and_a_rerun_writes_nothing(spark, lake, isolated)
     run = mlflow.search_runs(experiment_names=["gridcast"], filter_string="tags.step = 'monitor'",
                              order_by=["start_time DESC"]).iloc[0]
     assert run["tags.monitor.status"] == "ok"
+    assert run["metrics.spark_jobs"] >= 1  # counted through the step's Spark job group
 
 
 @pytest.mark.parametrize("fail_on_degraded, expected", [("false", 0), ("true", EXIT_DEGRADED)])

@@ -125,6 +125,39 @@ class StepRun:
         )
 
 
+class SparkJobCounter:
+    """Counts the Spark jobs run between its creation and `stop()`, through a job group and
+    Spark's status tracker: the step budget is kept in actions, not rows.
+
+    Where there is no SparkContext to ask (Spark Connect: Databricks serverless and shared
+    compute), `stop()` returns None and nothing is counted.
+    """
+
+    def __init__(self, group: str):
+        from pyspark.sql import SparkSession
+
+        self.group, self._context, self._previous = group, None, None
+        session = SparkSession.getActiveSession()
+        try:
+            context = session.sparkContext if session is not None else None
+        except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext
+            context = None
+        if context is not None:
+            self._previous = context.getLocalProperty("spark.jobGroup.id")
+            context.setJobGroup(group, group)
+            self._context = context
+
+    def stop(self) -> int | None:
+        if self._context is None:
+            return None
+        count = len(self._context.statusTracker().getJobIdsForGroup(self.group))
+        if self._previous:
+            self._context.setJobGroup(self._previous, self._previous)
+        else:
+            self._context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+        return count
+
+
 @contextmanager
 def step_run(cfg: GridcastConfig, step: str, store: TableStore) -> Iterator[StepRun]:
     """Open the step's MLflow run (nested under an active parent run) and log its context."""
@@ -138,7 +171,11 @@ def step_run(cfg: GridcastConfig, step: str, store: TableStore) -> Iterator[Step
         mlflow.log_params(flatten_params(cfg.raw))
         mlflow.log_text(yaml.safe_dump(cfg.raw, sort_keys=False), "config/resolved.yaml")
         step_run_ = StepRun(run_id=run.info.run_id, store=store)
+        jobs = SparkJobCounter(f"gridcast-{step}-{run.info.run_id}")
         try:
             yield step_run_
         finally:
             step_run_._write_manifest()
+            counted = jobs.stop()
+            if counted is not None:
+                mlflow.log_metric("spark_jobs", counted)

@@ -705,6 +705,13 @@ def _now_ms() -> int:
     return int(pd.Timestamp.now(tz="UTC").value // 1_000_000)
 
 
+def _placeholder(axes: Any, text: str) -> None:
+    """An empty plot that says why it is empty."""
+    axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes)
+    axes.set_xticks([])
+    axes.set_yticks([])
+
+
 def plot_error_over_time(
     metrics: pd.DataFrame, path: str | Path, *, training_mae: float | None = None
 ) -> Path:
@@ -748,9 +755,7 @@ def plot_error_over_time(
         axes.legend(loc="upper left", fontsize=8)
         figure.autofmt_xdate()
     else:
-        axes.text(0.5, 0.5, "no actuals yet", ha="center", va="center", transform=axes.transAxes)
-        axes.set_xticks([])
-        axes.set_yticks([])
+        _placeholder(axes, "no actuals yet")
     axes.set_title(f"Forecast error over time ({zones})")
     axes.set_xlabel("day (UTC)")
     axes.set_ylabel("MAE (gCO₂eq/kWh)")
@@ -788,9 +793,7 @@ def plot_recent(joined: pd.DataFrame, path: str | Path, days: int = 3, *,
     figure = Figure(figsize=(10, 4.5), layout="constrained")
     axes = figure.subplots()
     if frame.empty:
-        axes.text(0.5, 0.5, "no predictions", ha="center", va="center", transform=axes.transAxes)
-        axes.set_xticks([])
-        axes.set_yticks([])
+        _placeholder(axes, "no predictions")
     else:
         end = frame["datetime"].max()
         recent = frame.loc[frame["datetime"] > end - days * _ONE_DAY]

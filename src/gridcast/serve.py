@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import pandas as pd
 
 from gridcast.config import ConfigError
+from gridcast.httpserver import HOST, BackgroundServer
 from gridcast.settings import settings_from_mapping
 from gridcast.windows import (
     HOUR,
@@ -41,7 +42,6 @@ from gridcast.windows import (
 
 log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"  # local only: the API has no authentication
 FORECASTS_CURRENT = "/emissions/forecasts/current"
 PARAMETERS = ("location", "dataStartAt", "dataEndAt", "windowSize")
 # The library's argument names, as the API calls them.
@@ -298,7 +298,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class ForecastServer:
+class ForecastServer(BackgroundServer):
     """The HTTP API on 127.0.0.1, serving in a background thread.
 
     Args:
@@ -307,49 +307,21 @@ class ForecastServer:
         clock: the request time (`requestedAt`); default the wall clock.
     """
 
+    _thread_name = "gridcast-serve"
+
     def __init__(self, provider: PredictionsProvider, settings: ServeSettings | None = None,
                  *, clock: Callable[[], datetime] = _utc_now) -> None:
         self.provider, self.settings, self.clock = provider, settings or ServeSettings(), clock
-        self._http: _Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
-    def start(self) -> ForecastServer:
-        if self._http is None:
-            self._http = _Server(self.settings.port, self.provider, self.settings, self.clock)
-            self._thread = threading.Thread(target=self._http.serve_forever,
-                                            kwargs={"poll_interval": 0.1},
-                                            name="gridcast-serve", daemon=True)
-            self._thread.start()
-            log.info("serving carbon-intensity forecasts on %s%s", self.base_url,
-                     FORECASTS_CURRENT)
-        return self
+    def _make_server(self) -> _Server:
+        return _Server(self.settings.port, self.provider, self.settings, self.clock)
 
-    def stop(self) -> None:
-        """Stop accepting, let the requests in flight finish, release the port (idempotent)."""
-        if self._http is None:
-            return
-        self._http.shutdown()
-        self._http.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._http, self._thread = None, None
+    def _started(self) -> None:
+        log.info("serving carbon-intensity forecasts on %s%s", self.base_url, FORECASTS_CURRENT)
+
+    def _stopped(self) -> None:
         log.info("stopped serving")
-
-    def __enter__(self) -> ForecastServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._http is None:
-            raise RuntimeError("ForecastServer is not started: call start() or use a with block")
-        return int(self._http.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
 
 
 def serve_until_signalled(provider: PredictionsProvider, settings: ServeSettings | None = None,

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from gridcast.config import FAULT_KINDS, FaultSettings
+from gridcast.httpserver import HOST, BackgroundServer
 from gridcast.replay.apis import EM_PREFIX, VC_PREFIX, ElectricityMapsApi, VisualCrossingApi
 from gridcast.replay.faults import (
     Fault,
@@ -70,7 +71,7 @@ class _QuietHTTPServer(ThreadingHTTPServer):
         self.replay = server
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__((HOST, 0), _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
@@ -122,8 +123,10 @@ class _Handler(BaseHTTPRequestHandler):
         """Silenced: the request line carries the Visual Crossing key."""
 
 
-class ReplayServer:
+class ReplayServer(BackgroundServer):
     """Serves a recording over HTTP in Electricity Maps v3 and Visual Crossing wire formats.
+
+    Bound to 127.0.0.1 on an ephemeral port, served in a daemon thread.
 
     Args:
         recording: a recording directory or a loaded :class:`Recording`.
@@ -132,6 +135,10 @@ class ReplayServer:
         tokens: ``{"electricitymaps": ..., "visualcrossing": ...}``; a missing key (or None)
             accepts any token or none.
     """
+
+    _thread_name = "replay-server"
+    _poll_interval_s = 0.05
+    _join_timeout_s = 5.0
 
     def __init__(
         self,
@@ -153,48 +160,11 @@ class ReplayServer:
         self._lock = threading.Lock()
         self._scripted: list[ScriptedFault] = []
         self.requests: list[RequestRecord] = []
-        self._http: _QuietHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> ReplayServer:
-        """Bind 127.0.0.1 on an ephemeral port and serve in a daemon thread."""
-        if self._http is not None:
-            return self
-        self._http = _QuietHTTPServer(self)
-        self._thread = threading.Thread(
-            target=self._http.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"replay-server-{self.port}", daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port (idempotent)."""
-        if self._http is None:
-            return
-        self._http.shutdown()
-        self._http.server_close()
-        self._http.close_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._http, self._thread = None, None
-
-    def __enter__(self) -> ReplayServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._http is None:
-            raise RuntimeError("ReplayServer is not started: call start() or use a with block")
-        return int(self._http.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    # -- lifecycle (start / stop / port / with-block: BackgroundServer) -------------------------
+    def _make_server(self) -> _QuietHTTPServer:
+        return _QuietHTTPServer(self)
 
     @property
     def electricitymaps_url(self) -> str:
