@@ -264,3 +264,9 @@ def test_hydra_model_group_files_parse_into_model_settings(choice):
 
     assert parsed.kind == choice
     assert parsed == ModelSettings(kind=choice)  # the dataclass defaults are the shipped config
+
+
+def test_an_input_never_known_in_the_training_rows_is_left_out_of_the_model(frame):
+    # A zone without weather or power breakdown: HistGradientBoosting cannot bin such a column.
+    result = train_forecaster(frame.assign(athens_temp=np.nan), settings())
+    assert "athens_temp" not in result.feature_columns and "ci_last" in result.feature_columns

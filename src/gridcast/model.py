@@ -502,8 +502,14 @@ class TrainResult:
         return predict_with_intervals(self.forecaster, self.intervals, self.feature_columns, frame)
 
     def evaluation_rows(self) -> pd.DataFrame:
-        """The scored test rows as stored for the registry gate: keys, inputs, target."""
-        return self.scored_test[[*KEY_COLUMNS, *self.feature_columns[1:], TARGET]]
+        """The scored test rows as stored for the registry gate: keys, inputs, baselines, target.
+
+        Baseline columns are kept even when they are not model inputs (left out because never
+        known in the training rows): the gate scores each baseline from its column.
+        """
+        columns = [*KEY_COLUMNS, *self.feature_columns[1:]]
+        columns += [c for c in BASELINES.values() if c not in columns]
+        return self.scored_test[[*columns, TARGET]]
 
 
 def predict_with_intervals(
@@ -556,8 +562,10 @@ def train_forecaster(frame: pd.DataFrame, settings: TrainSettings = TrainSetting
         FrameError: the frame breaks the contract.
     """
     zone = _check_frame(frame, settings.horizon)
-    columns = feature_columns(frame)
     split = chronological_split(frame, settings.horizon, settings.split)
+    # An input never known in the training rows (a zone without a power breakdown or weather)
+    # carries nothing, and HistGradientBoosting cannot bin an all-missing column: leave it out.
+    columns = [c for c in feature_columns(frame) if split.train[c].notna().any()]
     forecaster = Forecaster(settings.model, settings.horizon).fit(
         to_model_input(split.train, columns), split.train[TARGET]
     )
