@@ -89,11 +89,13 @@ def trained(lake, tmp_path_factory):
 def test_train_records_the_frame_tables_and_versions_as_inputs_and_tags_its_version(
         lake, trained, capsys):
     run = _runs("train")[0]
-    inputs = {d.dataset.name: json.loads(d.dataset.source) for d in run.inputs.dataset_inputs}
+    inputs = {d.dataset.name: (json.loads(d.dataset.source), {t.key: t.value for t in d.tags})
+              for d in run.inputs.dataset_inputs}
     assert set(inputs) == {"silver.energy_revisions", "gold.weather_forecasts"}
-    for table in inputs:
+    for table, (source, tags) in inputs.items():
         layer, name = table.split(".")
-        assert inputs[table]["delta_table_version"] == _delta(lake, layer, name).version()
+        assert source["path"] == str(lake["root"] / "lake" / layer / name)
+        assert tags["delta_version"] == str(_delta(lake, layer, name).version())
     assert run.data.tags["gridcast.model_version"] == "1"
     version = MlflowClient().get_model_version(NAME, "1")
     assert version.run_id == run.info.run_id

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
 
 from gridcast.config import ConfigError
 from gridcast.errors import GridcastError
@@ -72,8 +73,14 @@ class ModelSettings:
     min_samples_leaf: int = 40
     l2_regularization: float = 1.0
     seed: int = 42
+    # OpenMP threads for fit and predict (0 = one per core). One by default: on the shared
+    # 2-core machine, OpenMP's spinning threads made the GR-year fit and its permutation
+    # importance 14x slower under load (docs/decisions/0016).
+    threads: int = 1
 
     def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ConfigError(f"model.threads must be >= 0 (0 = all cores), got {self.threads}")
         if self.kind not in MODEL_KINDS:
             raise ConfigError(
                 f"model.kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}"
@@ -288,7 +295,15 @@ class Forecaster(BaseEstimator, RegressorMixin):
             base = base.fillna(X["ci_last"])
         return base.fillna(self.fallback_level_).to_numpy()
 
+    def _threads(self):
+        threads = getattr(self.settings, "threads", 0)
+        return threadpool_limits(limits=threads or None, user_api="openmp")
+
     def fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray) -> "Forecaster":
+        with self._threads():
+            return self._fit(X, y)
+
+    def _fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray) -> "Forecaster":
         s = self.settings
         if s.target == "residual" and s.residual_base not in X.columns:
             raise FrameError(f"model.residual_base {s.residual_base!r} is not a model input")
@@ -324,10 +339,11 @@ class Forecaster(BaseEstimator, RegressorMixin):
             )
         X = X[list(self.feature_names_in_)]
         prediction = self._base(X).astype("float64")
-        for (lo, hi), estimator in zip(self.blocks_, self.estimators_):
-            rows = (horizons >= lo) & (horizons <= hi)
-            if rows.any():
-                prediction[rows] += estimator.predict(X[rows])
+        with self._threads():
+            for (lo, hi), estimator in zip(self.blocks_, self.estimators_):
+                rows = (horizons >= lo) & (horizons <= hi)
+                if rows.any():
+                    prediction[rows] += estimator.predict(X[rows])
         return prediction
 
 
