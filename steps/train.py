@@ -21,7 +21,7 @@ import pandas as pd
 from gridcast.config import GridcastConfig
 from gridcast.frame_inputs import build_training_frame, load_frame_inputs
 from gridcast.lineage import step_run
-from gridcast.model import TrainResult, log_training, train_forecaster
+from gridcast.model import BASELINES, TrainResult, log_training, train_forecaster
 from gridcast.registry import model_name
 from gridcast.runner import run_step
 from gridcast.spark import get_spark
@@ -32,17 +32,14 @@ TAG_MODEL_VERSION = "gridcast.model_version"
 
 
 def summary(result: TrainResult) -> str:
-    """A short per-horizon table and the overall line: MAE vs best baseline, skill, coverage."""
+    """A short per-horizon table (model MAE, each baseline's MAE, skill vs the best baseline at
+    that horizon, p10-p90 coverage) and the overall line."""
     table = result.horizon_table
-    best = min(
-        (c for c in table.columns if c.startswith("baseline.") and c.endswith(".mae")),
-        key=lambda c: table[c].mean(),
-    )
-    shown = pd.DataFrame({
-        "h": table["horizon"], "rows": table["rows"], "mae": table["mae"],
-        best.removeprefix("baseline.").removesuffix(".mae"): table[best],
-        "skill": table["skill"], "coverage": table["coverage_p10_p90"],
-    })
+    shown = pd.DataFrame({"h": table["horizon"], "mae": table["mae"]})
+    for baseline in BASELINES:
+        shown[baseline] = table[f"baseline.{baseline}.mae"]
+    shown["skill"] = table["skill"]
+    shown["coverage"] = table["coverage_p10_p90"]
     m = result.metrics
     overall = (
         f"overall: MAE {m['mae']:.1f} vs {result.best_baseline} "
