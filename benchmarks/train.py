@@ -75,7 +75,8 @@ def main() -> int:
         phase("gate", started)
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"frame: {len(frame):,} rows x {frame.shape[1]} columns; train {len(result.split.train):,}"
+    print(f"frame: {len(frame):,} rows x {frame.shape[1]} columns; "
+          f"train {len(result.split.train):,}"
           f" rows, test window {result.split.test_start:%Y-%m-%d} .. "
           f"{result.split.test_end:%Y-%m-%d}")
     print(summary(result))

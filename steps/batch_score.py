@@ -63,7 +63,8 @@ def run(cfg: GridcastConfig) -> None:
             if outcome.committed and outcome.version is not None:
                 lineage.record_write(GOLD_PREDICTIONS, outcome.version)
         mlflow.set_tags({"gridcast.model_name": name, "gridcast.model_version": champion.version,
-                         "score.issued_from": start.isoformat(), "score.issued_to": end.isoformat()})
+                         "score.issued_from": start.isoformat(),
+                         "score.issued_to": end.isoformat()})
         mlflow.log_metrics({
             "rows.frame": len(frame), "rows.scored": len(scored.predictions),
             "rows.skipped_history_absent": scored.skipped,

@@ -55,7 +55,8 @@ def test_score_rows_have_the_predictions_table_columns_and_the_champion_identity
     predictions = scored.predictions
     assert tuple(predictions.columns) == PREDICTION_COLUMNS
     assert scored.skipped == 0 and len(predictions) == HORIZON
-    assert (predictions["model_version"] == "3").all() and (predictions["run_id"] == "run-abc").all()
+    assert (predictions["model_version"] == "3").all()
+    assert (predictions["run_id"] == "run-abc").all()
     assert (predictions["scored_at"] == SCORED_AT).all()
     assert np.allclose(predictions["baseline_seasonal_naive"], rows["ci_same_hour_last_day"])
     assert ((predictions["p10"] <= predictions["prediction"])
@@ -85,7 +86,8 @@ def test_keys_already_in_the_table_are_dropped_so_the_first_scored_at_stays(fram
                        scored_at=SCORED_AT + pd.Timedelta(hours=1)).predictions
     fresh = new_predictions(later, first[["zone", "issued_at", "datetime", "model_version"]])
     assert len(fresh) == HORIZON
-    assert fresh["issued_at"].nunique() == 1 and fresh["issued_at"].iloc[0] < first["issued_at"].min()
+    assert fresh["issued_at"].nunique() == 1
+    assert fresh["issued_at"].iloc[0] < first["issued_at"].min()
     assert new_predictions(first, first).empty
 
 

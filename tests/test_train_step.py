@@ -114,7 +114,7 @@ def test_register_makes_the_first_trained_version_champion(trained):
     assert set(aliases) == {CHALLENGER, CHAMPION}
 
 
-def test_batch_score_forecasts_the_next_24_hours_of_the_latest_issue_hour_and_a_rerun_commits_nothing(
+def test_batch_score_forecasts_the_latest_issue_hours_next_24_hours_and_a_rerun_commits_nothing(
         lake, trained, capsys):
     assert batch_score.main(trained["overrides"]) == 0
     table = _delta(lake, "gold", "carbon_intensity_predictions")

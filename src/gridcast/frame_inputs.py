@@ -1,4 +1,4 @@
-"""The point-in-time frame's inputs, read from the lake once per table, and the frames built on them.
+"""The point-in-time frame's inputs, read from the lake once per table, and the frames on them.
 
 `load_frame_inputs` reads, pruned by zone and time range and pinned to one Delta version each:
 `silver.energy_revisions` -> `revisions` (both sides' rows; the frame takes each column from the
@@ -21,7 +21,9 @@ from pyspark.sql import functions as F
 
 from gridcast.config import ZoneConfig
 from gridcast.errors import GridcastError
-from gridcast.frame import LAG_HOURS, ROLLING_HOURS, TARGET_HISTORY_HOURS, FrameSettings, build_frame
+from gridcast.frame import (
+    LAG_HOURS, ROLLING_HOURS, TARGET_HISTORY_HOURS, FrameSettings, build_frame,
+)
 from gridcast.medallion.gold import weather_columns
 from gridcast.pandas_io import read_table
 from gridcast.storage import TableStore
