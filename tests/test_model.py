@@ -263,4 +263,14 @@ def test_hydra_model_group_files_parse_into_model_settings(choice):
     parsed = ModelSettings.from_mapping(OmegaConf.to_container(OmegaConf.load(path)))
 
     assert parsed.kind == choice
-    assert parsed == ModelSettings(kind=choice)  # the dataclass defaults are the shipped config
+    # The shipped config is the dataclass defaults but for the estimator target chosen on the
+    # GR year (docs/decisions/0016): residual over persistence, 150 trees at learning rate 0.1.
+    shipped = {"target": "residual", "residual_base": "ci_last", "max_iter": 150,
+               "learning_rate": 0.1} if choice == "pooled" else {}
+    assert parsed == ModelSettings(kind=choice, **shipped)
+
+
+def test_an_input_never_known_in_the_training_rows_is_left_out_of_the_model(frame):
+    # A zone without weather or power breakdown: HistGradientBoosting cannot bin such a column.
+    result = train_forecaster(frame.assign(athens_temp=np.nan), settings())
+    assert "athens_temp" not in result.feature_columns and "ci_last" in result.feature_columns

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from gridcast.frame import FrameSettings
     from gridcast.model import TrainSettings
     from gridcast.monitoring import MonitorSettings
-    from gridcast.registry import GateSettings
+    from gridcast.registry import GateSettings, PromoteSettings
+    from gridcast.scoring import ScoreSettings
     from gridcast.serve import ServeSettings
     from gridcast.windows import RecommendSettings
 
@@ -186,6 +187,8 @@ class GridcastConfig:
     monitor: MonitorSettings = field(repr=False)
     recommend: RecommendSettings = field(repr=False)
     serve: ServeSettings = field(repr=False)
+    score: ScoreSettings = field(repr=False)
+    promote: PromoteSettings = field(repr=False)
 
 
 def available(group: str) -> list[str]:
@@ -374,7 +377,8 @@ def _sections(raw: dict[str, Any], horizon: int) -> dict[str, Any]:
     from gridcast.frame import FrameSettings
     from gridcast.model import ModelSettings, TrainSettings
     from gridcast.monitoring import MonitorSettings
-    from gridcast.registry import GateSettings
+    from gridcast.registry import GateSettings, PromoteSettings
+    from gridcast.scoring import ScoreSettings
     from gridcast.serve import ServeSettings
     from gridcast.settings import settings_from_mapping
     from gridcast.windows import RecommendSettings
@@ -392,6 +396,8 @@ def _sections(raw: dict[str, Any], horizon: int) -> dict[str, Any]:
         "monitor": MonitorSettings.from_mapping(raw.get("monitor")),
         "recommend": RecommendSettings.from_mapping(raw.get("recommend")),
         "serve": ServeSettings.from_mapping(raw.get("serve")),
+        "score": ScoreSettings.from_mapping(raw.get("score")),
+        "promote": PromoteSettings.from_mapping(raw.get("promote")),
     }
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
 
 from gridcast.config import ConfigError
 from gridcast.errors import GridcastError
@@ -72,8 +73,14 @@ class ModelSettings:
     min_samples_leaf: int = 40
     l2_regularization: float = 1.0
     seed: int = 42
+    # OpenMP threads for fit and predict (0 = one per core). One by default: on the shared
+    # 2-core machine, OpenMP's spinning threads made the GR-year fit and its permutation
+    # importance 14x slower under load (docs/decisions/0016).
+    threads: int = 1
 
     def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ConfigError(f"model.threads must be >= 0 (0 = all cores), got {self.threads}")
         if self.kind not in MODEL_KINDS:
             raise ConfigError(
                 f"model.kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}"
@@ -288,7 +295,15 @@ class Forecaster(BaseEstimator, RegressorMixin):
             base = base.fillna(X["ci_last"])
         return base.fillna(self.fallback_level_).to_numpy()
 
+    def _threads(self):
+        threads = getattr(self.settings, "threads", 0)
+        return threadpool_limits(limits=threads or None, user_api="openmp")
+
     def fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray) -> "Forecaster":
+        with self._threads():
+            return self._fit(X, y)
+
+    def _fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray) -> "Forecaster":
         s = self.settings
         if s.target == "residual" and s.residual_base not in X.columns:
             raise FrameError(f"model.residual_base {s.residual_base!r} is not a model input")
@@ -324,10 +339,11 @@ class Forecaster(BaseEstimator, RegressorMixin):
             )
         X = X[list(self.feature_names_in_)]
         prediction = self._base(X).astype("float64")
-        for (lo, hi), estimator in zip(self.blocks_, self.estimators_):
-            rows = (horizons >= lo) & (horizons <= hi)
-            if rows.any():
-                prediction[rows] += estimator.predict(X[rows])
+        with self._threads():
+            for (lo, hi), estimator in zip(self.blocks_, self.estimators_):
+                rows = (horizons >= lo) & (horizons <= hi)
+                if rows.any():
+                    prediction[rows] += estimator.predict(X[rows])
         return prediction
 
 
@@ -502,8 +518,14 @@ class TrainResult:
         return predict_with_intervals(self.forecaster, self.intervals, self.feature_columns, frame)
 
     def evaluation_rows(self) -> pd.DataFrame:
-        """The scored test rows as stored for the registry gate: keys, inputs, target."""
-        return self.scored_test[[*KEY_COLUMNS, *self.feature_columns[1:], TARGET]]
+        """The scored test rows as stored for the registry gate: keys, inputs, baselines, target.
+
+        Baseline columns are kept even when they are not model inputs (left out because never
+        known in the training rows): the gate scores each baseline from its column.
+        """
+        columns = [*KEY_COLUMNS, *self.feature_columns[1:]]
+        columns += [c for c in BASELINES.values() if c not in columns]
+        return self.scored_test[[*columns, TARGET]]
 
 
 def predict_with_intervals(
@@ -556,8 +578,10 @@ def train_forecaster(frame: pd.DataFrame, settings: TrainSettings = TrainSetting
         FrameError: the frame breaks the contract.
     """
     zone = _check_frame(frame, settings.horizon)
-    columns = feature_columns(frame)
     split = chronological_split(frame, settings.horizon, settings.split)
+    # An input never known in the training rows (a zone without a power breakdown or weather)
+    # carries nothing, and HistGradientBoosting cannot bin an all-missing column: leave it out.
+    columns = [c for c in feature_columns(frame) if split.train[c].notna().any()]
     forecaster = Forecaster(settings.model, settings.horizon).fit(
         to_model_input(split.train, columns), split.train[TARGET]
     )

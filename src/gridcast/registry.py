@@ -55,6 +55,20 @@ class GateSettings:
 
 
 @dataclass(frozen=True)
+class PromoteSettings:
+    """Which version `promote` makes champion (Hydra section `promote`).
+
+    `version`: a registered version number; null = the current `challenger`.
+    """
+
+    version: int | None = None
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> "PromoteSettings":
+        return settings_from_mapping(cls, values, "promote")
+
+
+@dataclass(frozen=True)
 class GateDecision:
     """The gate's outcome for one version, as also written to its tags and description."""
 
@@ -223,6 +237,21 @@ def _record(client: MlflowClient, decision: GateDecision) -> None:
         client.set_model_version_tag(name, version, TAG_REASON, reason[:5000])
         description = f"Rejected by the gate: {reason}"
     client.update_model_version(name, version, description=description[:5000])
+
+
+def challenger_version(name: str) -> str:
+    """The version the `challenger` alias points to.
+
+    Raises:
+        RegistryError: no such model or no challenger.
+    """
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, CHALLENGER).version)
+    except MlflowException:
+        raise RegistryError(
+            f"{name} has no challenger: register (gate) a trained version first, or name one "
+            "with promote.version=N"
+        ) from None
 
 
 def promote(name: str, version: str | int) -> None:

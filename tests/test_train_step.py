@@ -1,0 +1,184 @@
+"""train -> register -> batch_score on a lake built by the real pipeline (ingest, medallion,
+features on a tiny replay recording), with real Spark, Delta and SQLite MLflow stores.
+
+The lake is built once per module (12 simulated days, 6-hourly runs). Training uses small split
+windows (4 + 2 + 2 days) and few trees so ~10 days suffice. The train -> register chain that
+the scoring tests need shares one MLflow store (`trained`); every failure path gets its own.
+Tables are read back with delta-rs, so assertions cost no Spark actions.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import deltalake
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from gridcast.registry import CHALLENGER, CHAMPION
+from replay_fixtures import build_tiny_recording
+from steps import batch_score, features, ingest, medallion, register, train
+from conftest import shared_data
+
+START = datetime(2025, 3, 10, tzinfo=timezone.utc)
+END = START + timedelta(days=12)
+EVERY_HOURS = 6
+LAST_RUN = END - timedelta(hours=EVERY_HOURS)
+NAME = "gridcast_GR_24h"
+SMALL_TRAINING = [
+    "train.split.min_train_days=4", "train.split.calibration_days=2", "train.split.test_days=2",
+    "model.max_iter=40", "train.importance_rows=200", "train.importance_repeats=1",
+]
+ES_START = datetime(2021, 5, 1, tzinfo=timezone.utc)
+
+
+def _stamp(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"
+
+
+@pytest.fixture(scope="module")
+def lake(spark, tmp_path_factory):
+    """A GR lake (bronze, silver, gold) from 12 days of replayed 6-hourly runs."""
+    root = tmp_path_factory.mktemp("train-lake")
+    recording = build_tiny_recording(root / "recording", start=START - timedelta(days=1),
+                                     hours=24 * 14)
+    base = [f"storage.root={root / 'lake'}", f"source.recording={recording.path}",
+            f"mlflow.tracking_uri=sqlite:///{root / 'pipeline.db'}"]
+    schedule = [f"ingest.start={_stamp(START)}", f"ingest.end={_stamp(END)}",
+                f"ingest.every_hours={EVERY_HOURS}"]
+    for step in (ingest, medallion, features):
+        assert step.main([*base, *schedule]) == 0
+    return {"root": root, "base": base, "recording": recording}
+
+
+def _overrides(lake, tmp_path, *extra: str) -> list[str]:
+    # The lake's storage and recording, this test's own MLflow store.
+    storage = [o for o in lake["base"] if not o.startswith("mlflow.")]
+    return [*storage, f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            f"ingest.start={_stamp(START)}", f"ingest.end={_stamp(END)}", *extra]
+
+
+def _delta(lake, layer: str, name: str) -> deltalake.DeltaTable:
+    return deltalake.DeltaTable(str(lake["root"] / "lake" / layer / name))
+
+
+def _utc(column: pd.Series) -> pd.Series:
+    # delta-rs returns UTC, tz-aware or naive depending on the version: never local time.
+    return column.dt.tz_localize("UTC") if column.dt.tz is None else column.dt.tz_convert("UTC")
+
+
+def _runs(step: str) -> list[mlflow.entities.Run]:
+    return mlflow.search_runs(search_all_experiments=True, output_format="list",
+                              filter_string=f"tags.step = '{step}'")
+
+
+@pytest.fixture(scope="module")
+def trained(lake, tmp_path_factory):
+    """One MLflow store where train, then register ran on the lake."""
+    store = tmp_path_factory.mktemp("trained")
+    overrides = _overrides(lake, store, *SMALL_TRAINING)
+    assert train.main(overrides) == 0
+    assert register.main(overrides) == 0
+    mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
+    return {"store": store, "overrides": overrides}
+
+
+def test_train_records_the_frame_tables_and_versions_as_inputs_and_tags_its_version(
+        lake, trained, capsys):
+    run = _runs("train")[0]
+    inputs = {d.dataset.name: (json.loads(d.dataset.source), {t.key: t.value for t in d.tags})
+              for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"silver.energy_revisions", "gold.weather_forecasts"}
+    for table, (source, tags) in inputs.items():
+        layer, name = table.split(".")
+        assert source["path"] == str(lake["root"] / "lake" / layer / name)
+        assert tags["delta_version"] == str(_delta(lake, layer, name).version())
+    assert run.data.tags["gridcast.model_version"] == "1"
+    version = MlflowClient().get_model_version(NAME, "1")
+    assert version.run_id == run.info.run_id
+    issued_from = pd.Timestamp(run.data.params["frame.issued_from"])
+    assert issued_from == pd.Timestamp(START)  # the first hour anything was known
+    assert pd.Timestamp(run.data.params["frame.issued_to"]) == pd.Timestamp(LAST_RUN)
+    assert run.data.metrics["frame.rows"] == run.data.metrics["frame.issue_hours"] * 24
+    assert run.data.metrics["rows.test"] > 0
+
+
+def test_register_makes_the_first_trained_version_champion(trained):
+    run = _runs("register")[0]
+    assert run.data.tags["gridcast.model_version"] == "1"
+    assert run.data.tags["gridcast.gate"] == "passed"
+    aliases = MlflowClient().get_model_version(NAME, "1").aliases
+    assert set(aliases) == {CHALLENGER, CHAMPION}
+
+
+def test_batch_score_forecasts_the_latest_issue_hours_next_24_hours_and_a_rerun_commits_nothing(
+        lake, trained, capsys):
+    assert batch_score.main(trained["overrides"]) == 0
+    table = _delta(lake, "gold", "carbon_intensity_predictions")
+    version = table.version()
+    rows = table.to_pandas()
+    rows = rows[_utc(rows["issued_at"]) == pd.Timestamp(LAST_RUN)]
+    assert sorted(rows["horizon"]) == list(range(1, 25))
+    assert list(_utc(rows.sort_values("horizon")["datetime"])) == [
+        pd.Timestamp(LAST_RUN + timedelta(hours=h)) for h in range(1, 25)]
+    assert (rows["model_version"] == "1").all() and (rows["model_name"] == NAME).all()
+    assert ((rows["p10"] <= rows["prediction"]) & (rows["prediction"] <= rows["p90"])).all()
+    assert rows["baseline_seasonal_naive"].notna().all() and not rows["weather_missing"].any()
+    capsys.readouterr()
+
+    assert batch_score.main(trained["overrides"]) == 0
+    assert "24 already in gold.carbon_intensity_predictions, 0 written" in capsys.readouterr().out
+    assert deltalake.DeltaTable(table.table_uri).version() == version
+
+
+def test_batch_score_over_a_range_skips_and_counts_issue_hours_without_history(
+        lake, trained, capsys):
+    # Nothing is known before the first run at START: the two earlier issue hours are skipped.
+    first, last = START - timedelta(hours=2), START + timedelta(hours=1)
+    overrides = [*trained["overrides"], f"score.start={_stamp(first)}", f"score.end={_stamp(last)}"]
+    assert batch_score.main(overrides) == 0
+    assert "48 rows scored, 48 skipped (history absent)" in capsys.readouterr().out
+    rows = _delta(lake, "gold", "carbon_intensity_predictions").to_pandas()
+    issued = set(_utc(rows["issued_at"]))
+    assert {pd.Timestamp(START), pd.Timestamp(START + timedelta(hours=1))} <= issued
+    assert pd.Timestamp(first) not in issued
+
+
+def test_batch_score_without_a_champion_is_a_clear_error(lake, tmp_path, capsys):
+    assert batch_score.main(_overrides(lake, tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert f"error: batch_score failed: no champion for {NAME}" in err
+    assert "Traceback" not in err
+
+
+def test_train_with_too_little_data_exits_with_the_hours_needed_and_available(
+        lake, tmp_path, capsys):
+    # The default windows (28 + 14 + 14 days) need far more than the lake's 12 days.
+    assert train.main(_overrides(lake, tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert "error: train failed: need at least 1392 hours of labelled issue times" in err
+    assert ", have 2" in err and "Traceback" not in err
+
+
+def test_register_without_a_train_run_is_a_clear_error(lake, tmp_path, capsys):
+    assert register.main(_overrides(lake, tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert "error: register failed: no finished train run for GR 24h" in err
+
+
+def test_a_data_portal_zone_trains(lake, tmp_path, capsys):
+    portal = shared_data("electricitymaps/ES_2021_hourly.csv")
+    end = ES_START + timedelta(days=12)
+    overrides = [o for o in _overrides(lake, tmp_path, *SMALL_TRAINING)
+                 if not o.startswith("ingest.")]
+    overrides += ["zone=ES", f"source.portal_csv=[{portal}]", f"ingest.start={_stamp(ES_START)}",
+                  f"ingest.end={_stamp(end)}", f"ingest.every_hours={EVERY_HOURS}"]
+    for step in (ingest, medallion, features, train):
+        assert step.main(overrides) == 0
+    out = capsys.readouterr().out
+    assert "registered gridcast_ES_24h v1" in out
+    run = _runs("train")[0]
+    assert run.data.tags["zone"] == "ES" and run.data.metrics["rows.test"] > 0
