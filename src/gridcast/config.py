@@ -155,6 +155,34 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class BackfillConfig:
+    """`backfill:` history before the scheduled ingest (see gridcast.backfill).
+
+    `start`/`end` null: end = ingest.start (replay; live: now), start = end - history_days;
+    both null with files given: the files' own range, nothing fetched.
+    """
+
+    start: datetime | None
+    end: datetime | None
+    history_days: int
+    portal_csv: tuple[Path, ...]
+    weather_csv: tuple[Path, ...]
+    publication_delay_h: int
+    energy: bool  # fetch Electricity Maps past-range
+    weather: bool  # fetch Visual Crossing history and archived forecasts
+    concurrency: int
+    chunk_hours: int  # past-range hours per request (the API allows 240)
+    weather_chunk_days: int  # observation days per history request
+    flush_every_chunks: int  # requests buffered per bronze append (what a crash can lose)
+    confirm_cost: bool  # live: accept the Visual Crossing record cost printed before starting
+    max_records: int | None  # live: or a record budget the expected cost must fit in
+
+    @property
+    def publication_delay(self) -> timedelta:
+        return timedelta(hours=self.publication_delay_h)
+
+
+@dataclass(frozen=True)
 class MlflowConfig:
     tracking_uri: str
     artifact_location: str | None
@@ -176,6 +204,7 @@ class GridcastConfig:
     storage: StorageConfig
     horizon: int
     ingest: IngestConfig
+    backfill: BackfillConfig
     mlflow: MlflowConfig
     spark: SparkConfig
     choices: dict[str, str]
@@ -309,6 +338,43 @@ def _source(node: dict[str, Any]) -> SourceConfig:
     )
 
 
+def _files(name: str, values: Any) -> tuple[Path, ...]:
+    paths = tuple(_resolve_path(str(p)) for p in (values or ()))
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(f"{name}: no such file {path}")
+    return paths
+
+
+def _backfill(node: dict[str, Any]) -> BackfillConfig:
+    def flag(name: str, default: bool) -> bool:
+        value = node.get(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"backfill.{name} must be true or false, got {value!r}")
+        return value
+
+    max_records = node.get("max_records")
+    backfill = BackfillConfig(
+        start=_parse_utc("backfill.start", node.get("start")),
+        end=_parse_utc("backfill.end", node.get("end")),
+        history_days=_int("backfill.history_days", node.get("history_days", 180), 0, 3660),
+        portal_csv=_files("backfill.portal_csv", node.get("portal_csv")),
+        weather_csv=_files("backfill.weather_csv", node.get("weather_csv")),
+        publication_delay_h=_int("backfill.publication_delay_h", node.get("publication_delay_h", 2), 0, 24 * 30),
+        energy=flag("energy", True), weather=flag("weather", True),
+        concurrency=_int("backfill.concurrency", node.get("concurrency", 4), 1, 32),
+        chunk_hours=_int("backfill.chunk_hours", node.get("chunk_hours", 240), 1, 240),
+        weather_chunk_days=_int("backfill.weather_chunk_days", node.get("weather_chunk_days", 31), 1, 366),
+        flush_every_chunks=_int("backfill.flush_every_chunks", node.get("flush_every_chunks", 400), 1),
+        confirm_cost=flag("confirm_cost", False),
+        max_records=None if max_records is None else _int("backfill.max_records", max_records, 0),
+    )
+    if backfill.start and backfill.end and backfill.end <= backfill.start:
+        raise ConfigError(f"backfill.end ({backfill.end:%Y-%m-%dT%H:%MZ}) must be after "
+                          f"backfill.start ({backfill.start:%Y-%m-%dT%H:%MZ})")
+    return backfill
+
+
 def _mlflow(node: dict[str, Any]) -> MlflowConfig:
     uri = node.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
     # A local SQLite store keeps its artifacts beside it, never in an implicit ./mlruns.
@@ -354,11 +420,12 @@ def load_config(overrides: list[str] | None = None) -> GridcastConfig:
         raise ConfigError("storage=databricks needs storage.catalog")
     if storage.checkpoints is None:
         raise ConfigError(f"storage={storage.kind} needs storage.checkpoints (a directory for streaming checkpoints)")
+    backfill = _backfill(raw.get("backfill") or {})
     spark_node = raw["spark"]
     choices = {group: str(_choice(cfg, group)) for group in GROUPS}
     return GridcastConfig(
         zone=_zone(raw["zone"]), source=source, storage=storage, horizon=horizon, ingest=ingest,
-        mlflow=_mlflow(raw["mlflow"]),
+        backfill=backfill, mlflow=_mlflow(raw["mlflow"]),
         spark=SparkConfig(
             master=str(spark_node["master"]),
             shuffle_partitions=_int("spark.shuffle_partitions", spark_node["shuffle_partitions"], 1),
