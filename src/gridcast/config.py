@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from gridcast.frame import FrameSettings
     from gridcast.model import TrainSettings
     from gridcast.monitoring import MonitorSettings
+    from gridcast.orchestration import MainSettings
     from gridcast.registry import GateSettings, PromoteSettings
     from gridcast.scoring import ScoreSettings
     from gridcast.serve import ServeSettings
@@ -218,6 +219,7 @@ class GridcastConfig:
     serve: ServeSettings = field(repr=False)
     score: ScoreSettings = field(repr=False)
     promote: PromoteSettings = field(repr=False)
+    main: MainSettings = field(repr=False)
 
 
 def available(group: str) -> list[str]:
@@ -444,6 +446,7 @@ def _sections(raw: dict[str, Any], horizon: int) -> dict[str, Any]:
     from gridcast.frame import FrameSettings
     from gridcast.model import ModelSettings, TrainSettings
     from gridcast.monitoring import MonitorSettings
+    from gridcast.orchestration import MainSettings
     from gridcast.registry import GateSettings, PromoteSettings
     from gridcast.scoring import ScoreSettings
     from gridcast.serve import ServeSettings
@@ -465,6 +468,7 @@ def _sections(raw: dict[str, Any], horizon: int) -> dict[str, Any]:
         "serve": ServeSettings.from_mapping(raw.get("serve")),
         "score": ScoreSettings.from_mapping(raw.get("score")),
         "promote": PromoteSettings.from_mapping(raw.get("promote")),
+        "main": MainSettings.from_mapping(raw.get("main")),
     }
 
 
