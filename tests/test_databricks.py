@@ -131,7 +131,8 @@ def test_installed_wheel_finds_its_packaged_config_without_a_checkout(wheel, tmp
 def test_spark_is_an_extra_so_databricks_keeps_its_own():
     base = " ".join(PYPROJECT["project"]["dependencies"])
     assert "pyspark" not in base and "delta-spark" not in base
-    assert any(d.startswith("pyspark==") for d in PYPROJECT["project"]["optional-dependencies"]["spark"])
+    extra = PYPROJECT["project"]["optional-dependencies"]["spark"]
+    assert any(d.startswith("pyspark==") for d in extra)
 
 
 # --- the bundle ------------------------------------------------------------------------------
@@ -203,7 +204,8 @@ def test_every_entry_point_notebook_environment_and_job_reference_resolves(key):
             notebook = path.parent / task["notebook_task"]["notebook_path"]
             assert notebook.read_text().startswith(NOTEBOOK_HEADER)
         if "run_job_task" in task:
-            target = re.fullmatch(r"\$\{resources\.jobs\.(\w+)\.id\}", task["run_job_task"]["job_id"])
+            job_id = task["run_job_task"]["job_id"]
+            target = re.fullmatch(r"\$\{resources\.jobs\.(\w+)\.id\}", job_id)
             _, started = JOBS[target.group(1)]
             names = {p["name"] for p in started["parameters"]}
             assert set(task["run_job_task"]["job_parameters"]) <= names
@@ -230,7 +232,8 @@ def test_degraded_monitoring_starts_the_training_job():
     assert tasks["degraded"]["condition_task"] == {
         "left": "{{tasks.monitor.values.status}}", "op": "EQUAL_TO", "right": "degraded"}
     assert tasks["retrain"]["depends_on"] == [{"task_key": "degraded", "outcome": "true"}]
-    assert tasks["retrain"]["run_job_task"]["job_id"] == "${resources.jobs.gridcast_zone_training.id}"
+    retrain = tasks["retrain"]["run_job_task"]["job_id"]
+    assert retrain == "${resources.jobs.gridcast_zone_training.id}"
 
 
 def test_prod_promotes_in_an_explicit_task_and_dev_in_register():
@@ -240,7 +243,8 @@ def test_prod_promotes_in_an_explicit_task_and_dev_in_register():
     tasks = {t["task_key"]: t for t in job["tasks"]}
     assert tasks["explicit_promotion"]["condition_task"]["left"] == "${var.auto_promote}"
     assert tasks["promote"]["depends_on"] == [{"task_key": "explicit_promotion", "outcome": "true"}]
-    assert "register.auto_promote=${var.auto_promote}" in tasks["register"]["python_wheel_task"]["parameters"]
+    parameters = tasks["register"]["python_wheel_task"]["parameters"]
+    assert "register.auto_promote=${var.auto_promote}" in parameters
 
 
 # --- notebooks -------------------------------------------------------------------------------
@@ -334,7 +338,8 @@ def test_databricks_mlflow_is_the_workspace_and_the_unity_catalog_registry(monke
     assert cfg.mlflow.registry_uri == "databricks-uc"
     assert cfg.mlflow.experiment == "/Shared/gridcast"
     assert cfg.storage.checkpoints == "/Volumes/main/grid/checkpoints"
-    assert model_name(cfg.zone.id, cfg.horizon, cfg.mlflow.model_prefix) == "main.grid.gridcast_DE_48h"
+    name = model_name(cfg.zone.id, cfg.horizon, cfg.mlflow.model_prefix)
+    assert name == "main.grid.gridcast_DE_48h"
 
 
 def test_local_mlflow_names_are_unchanged(isolated):
@@ -344,7 +349,7 @@ def test_local_mlflow_names_are_unchanged(isolated):
 
 
 def test_databricks_storage_needs_a_schema():
-    with pytest.raises(ConfigError, match="storage=databricks needs storage.catalog and storage.schema"):
+    with pytest.raises(ConfigError, match="needs storage.catalog and storage.schema"):
         load_config(["storage=databricks", "source=live", "storage.schema=null"])
 
 
