@@ -36,7 +36,11 @@ class ConfigError(GridcastError, ValueError):
 
 
 def repo_root() -> Path:
-    """The project directory: GRIDCAST_HOME, else the checkout this package lives in, else cwd."""
+    """The project directory: GRIDCAST_HOME, else the checkout this package lives in, else cwd.
+
+    An installed wheel (a Databricks job) has no checkout: relative paths then resolve against
+    the working directory.
+    """
     env = os.environ.get("GRIDCAST_HOME")
     if env:
         return Path(env).resolve()
@@ -46,8 +50,17 @@ def repo_root() -> Path:
     return Path.cwd().resolve()
 
 
+# The copy of conf/ the wheel ships (pyproject.toml maps conf/ to the package gridcast.conf).
+PACKAGED_CONF = Path(__file__).resolve().with_name("conf")
+
+
 def conf_dir() -> Path:
-    return repo_root() / "conf"
+    """The Hydra configs: the checkout's conf/ when there is one (edits take effect without a
+    rebuild), else the copy shipped in the wheel."""
+    checkout = repo_root() / "conf"
+    if (checkout / "config.yaml").exists():
+        return checkout
+    return PACKAGED_CONF
 
 
 def _resolve_path(value: str) -> Path:
@@ -131,6 +144,8 @@ class StorageConfig:
     kind: str
     root: Path | None
     catalog: str | None
+    # Unity Catalog: every table is <catalog>.<schema>.<layer>_<name> (docs/decisions/0018).
+    schema: str | None = None
     # Where streaming checkpoints live (silver's incremental reads of bronze): a directory path.
     checkpoints: str | None = None
 
@@ -188,6 +203,10 @@ class MlflowConfig:
     tracking_uri: str
     artifact_location: str | None
     experiment: str
+    # None: the tracking store is the registry (local SQLite); `databricks-uc` on Databricks.
+    registry_uri: str | None = None
+    # Prepended to every registered model name: `<catalog>.<schema>.` for Unity Catalog.
+    model_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -377,13 +396,24 @@ def _backfill(node: dict[str, Any]) -> BackfillConfig:
     return backfill
 
 
-def _mlflow(node: dict[str, Any]) -> MlflowConfig:
-    uri = node.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+def _mlflow(node: dict[str, Any], storage: dict[str, Any]) -> MlflowConfig:
+    """The `mlflow` section, completed by the storage group's `mlflow` node (where runs and
+    models live for that storage: `storage/databricks.yaml` names the workspace and Unity
+    Catalog). A tracking or registry URI set in `mlflow` wins; the storage's experiment and
+    model prefixes are prepended to `mlflow.experiment` and to every model name."""
+    place = storage.get("mlflow") or {}
+    uri = (node.get("tracking_uri") or place.get("tracking_uri")
+           or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}")
     # A local SQLite store keeps its artifacts beside it, never in an implicit ./mlruns.
     artifact_location = None
     if uri.startswith("sqlite:///"):
         artifact_location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
-    return MlflowConfig(tracking_uri=uri, artifact_location=artifact_location, experiment=str(node["experiment"]))
+    return MlflowConfig(
+        tracking_uri=uri, artifact_location=artifact_location,
+        experiment=str(place.get("experiment_prefix") or "") + str(node["experiment"]),
+        registry_uri=node.get("registry_uri") or place.get("registry_uri") or None,
+        model_prefix=str(place.get("model_prefix") or ""),
+    )
 
 
 def load_config(overrides: list[str] | None = None) -> GridcastConfig:
@@ -414,12 +444,13 @@ def load_config(overrides: list[str] | None = None) -> GridcastConfig:
         kind=storage_node["kind"],
         root=_resolve_path(storage_node["root"]) if storage_node.get("root") else None,
         catalog=storage_node.get("catalog"),
+        schema=storage_node.get("schema"),
         checkpoints=_checkpoints(storage_node),
     )
     if storage.kind == "local" and storage.root is None:
         raise ConfigError("storage=local needs storage.root")
-    if storage.kind == "databricks" and not storage.catalog:
-        raise ConfigError("storage=databricks needs storage.catalog")
+    if storage.kind == "databricks" and not (storage.catalog and storage.schema):
+        raise ConfigError("storage=databricks needs storage.catalog and storage.schema")
     if storage.checkpoints is None:
         raise ConfigError(f"storage={storage.kind} needs storage.checkpoints (a directory for streaming checkpoints)")
     backfill = _backfill(raw.get("backfill") or {})
@@ -427,7 +458,7 @@ def load_config(overrides: list[str] | None = None) -> GridcastConfig:
     choices = {group: str(_choice(cfg, group)) for group in GROUPS}
     return GridcastConfig(
         zone=_zone(raw["zone"]), source=source, storage=storage, horizon=horizon, ingest=ingest,
-        backfill=backfill, mlflow=_mlflow(raw["mlflow"]),
+        backfill=backfill, mlflow=_mlflow(raw["mlflow"], storage_node),
         spark=SparkConfig(
             master=str(spark_node["master"]),
             shuffle_partitions=_int("spark.shuffle_partitions", spark_node["shuffle_partitions"], 1),
