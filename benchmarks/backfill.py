@@ -46,12 +46,22 @@ def main() -> int:
     phases: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="gridcast-bench-backfill-") as work:
         root = Path(work)
-        cfg = load_config([f"storage.root={root / 'lake'}", f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
-                           f"backfill.end={args.end}", f"backfill.history_days={args.days}"])
+        cfg = load_config(
+            [
+                f"storage.root={root / 'lake'}",
+                f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
+                f"backfill.end={args.end}",
+                f"backfill.history_days={args.days}",
+            ]
+        )
         started = time.perf_counter()
         get_spark(cfg.spark)
         phases["spark session"] = time.perf_counter() - started
-        for name, step in (("backfill", backfill.run), ("medallion", medallion.run), ("features", features.run)):
+        for name, step in (
+            ("backfill", backfill.run),
+            ("medallion", medallion.run),
+            ("features", features.run),
+        ):
             print(f"\n== {name}", flush=True)
             started = time.perf_counter()
             step(cfg)
@@ -61,8 +71,10 @@ def main() -> int:
         print(f"{name:14} {seconds:7.1f} s")
     goal = phases["backfill"] + phases["medallion"]
     print(f"{'backfill+medallion':18} {goal:7.1f} s (goal <= 90 s)")
-    print(f"peak RSS: python {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
-          f"spark JVM {_jvm_peak_rss_mb() or float('nan'):.0f} MB")
+    print(
+        f"peak RSS: python {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
+        f"spark JVM {_jvm_peak_rss_mb() or float('nan'):.0f} MB"
+    )
     return 0
 
 
