@@ -1,1 +1,0 @@
-"""The medallion: bronze -> silver -> gold transforms and the upserts that write them."""
