@@ -16,6 +16,7 @@ from gridcast.windows import (
     WindowError,
     candidate_windows,
     difference_probability,
+    hindsight_comparison,
     green_window_rows,
     latest_forecast,
     recommend_windows,
@@ -283,3 +284,30 @@ def test_settings_from_a_mapping_keep_defaults_and_refuse_unknown_keys():
         RecommendSettings.from_mapping({"durationh": 2})
     with pytest.raises(ConfigError, match="recommend.duration_h must be > 0 hours, got 0"):
         RecommendSettings.from_mapping({"duration_h": 0})
+
+
+def test_hindsight_comparison_scores_each_choice_by_what_really_happened():
+    issued = pd.Timestamp("2025-06-01T00:00", tz="UTC")
+    hours = pd.date_range(issued + pd.Timedelta(hours=1), periods=6, freq="h")
+    actual = [100.0, 90.0, 50.0, 40.0, 80.0, 100.0]  # best 2-hour window starts at hour 3
+    rows = pd.DataFrame({
+        "zone": "GR", "issued_at": issued, "datetime": hours, "actual": actual,
+        "prediction": [100.0, 95.0, 60.0, 45.0, 85.0, 100.0],  # picks hour 3 too
+        "baseline_seasonal_naive": [100.0, 100.0, 100.0, 100.0, 10.0, 10.0],  # picks hour 5
+    })
+    result = hindsight_comparison(rows, duration_h=2)
+    assert result.to_dict("records") == [{
+        "zone": "GR", "issued_at": issued, "run_now": 95.0, "hindsight": 45.0,
+        "prediction": 45.0, "baseline_seasonal_naive": 90.0,
+    }]
+
+
+def test_hindsight_comparison_skips_forecasts_without_every_actual():
+    issued = pd.Timestamp("2025-06-01T00:00", tz="UTC")
+    rows = pd.DataFrame({
+        "zone": "GR", "issued_at": issued,
+        "datetime": pd.date_range(issued + pd.Timedelta(hours=1), periods=3, freq="h"),
+        "actual": [1.0, None, 3.0], "prediction": [1.0, 2.0, 3.0],
+        "baseline_seasonal_naive": [1.0, 2.0, 3.0],
+    })
+    assert hindsight_comparison(rows, duration_h=1).empty

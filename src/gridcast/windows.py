@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -447,3 +447,49 @@ def green_window_rows(rec: Recommendation) -> pd.DataFrame:
     for column in ("generated_at", "start", "end"):
         rows[column] = pd.to_datetime(rows[column], utc=True).astype("datetime64[ns, UTC]")
     return rows.astype({"rank": "int32"}).reset_index(drop=True)
+
+
+def hindsight_comparison(forecasts: pd.DataFrame, *, duration_h: float = 4.0,
+                         choosers: Sequence[str] = ("prediction", "baseline_seasonal_naive"),
+                         ) -> pd.DataFrame:
+    """How much carbon each way of choosing a window really saved, against hindsight.
+
+    For each forecast (zone, issued_at) whose hours all have an `actual`: the window each
+    `chooser` column ranks best (lowest mean), the window the actuals rank best (hindsight), and
+    the actual mean intensity each choice got, next to running at the forecast's first hour.
+
+    Args:
+        forecasts: rows with `zone`, `issued_at`, `datetime`, `actual` and the chooser columns
+            (e.g. `gold.backtest_results`: model `prediction`, `baseline_seasonal_naive`).
+        duration_h: the job's length; the deadline is the end of the forecast.
+        choosers: columns whose forecast picks a window.
+
+    Returns:
+        One row per forecast: `zone`, `issued_at`, `run_now`, `hindsight` and one `<chooser>`
+        column each, all actual mean intensities (gCO2eq/kWh).
+    """
+    rows = []
+    for (zone, issued_at), forecast in forecasts.groupby(["zone", "issued_at"], sort=True):
+        forecast = forecast.sort_values("datetime")
+        if forecast["actual"].isna().any():
+            continue
+        actual = _as_forecast(forecast, "actual")
+        truth = candidate_windows(actual, duration_h=duration_h).set_index("start")
+        row = {"zone": zone, "issued_at": issued_at,
+               "run_now": float(truth["mean_intensity"].iloc[0]),
+               "hindsight": float(truth["mean_intensity"].min())}
+        for column in choosers:
+            if forecast[column].isna().any():
+                row[column] = float("nan")
+                continue
+            ranked = rank_windows(candidate_windows(_as_forecast(forecast, column),
+                                                    duration_h=duration_h))
+            row[column] = float(truth.loc[ranked["start"].iloc[0], "mean_intensity"])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["zone", "issued_at", "run_now", "hindsight", *choosers])
+
+
+def _as_forecast(rows: pd.DataFrame, column: str) -> pd.DataFrame:
+    values = rows[column].to_numpy(dtype=float)
+    return pd.DataFrame({"datetime": rows["datetime"].to_numpy(), "prediction": values,
+                         "p10": values, "p90": values})
