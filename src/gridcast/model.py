@@ -563,6 +563,46 @@ def _check_frame(frame: pd.DataFrame, horizon: int) -> str:
     return str(zones[0])
 
 
+@dataclass(frozen=True)
+class FittedForecaster:
+    """A forecaster fitted on a split's training rows, with its inputs and conformal intervals
+    calibrated on the split's calibration rows."""
+
+    forecaster: Forecaster
+    columns: tuple[str, ...]
+    intervals: pd.DataFrame
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`prediction`, `p10`, `p90` for frame rows (index kept)."""
+        return predict_with_intervals(self.forecaster, self.intervals, self.columns, frame)
+
+
+def fit_split(split: Split, settings: TrainSettings) -> FittedForecaster:
+    """Fit on `split.train`, calibrate the per-horizon intervals on `split.calibration`.
+
+    The one fitting path of `train` and `backtest`.
+
+    Raises:
+        NotEnoughDataError: no training rows for a horizon block, or too few calibration
+            residuals for the interval levels.
+    """
+    if split.train.empty:
+        raise NotEnoughDataError("no training rows before the calibration window")
+    # An input never known in the training rows (a zone without a power breakdown or weather)
+    # carries nothing, and HistGradientBoosting cannot bin an all-missing column: leave it out.
+    columns = [c for c in feature_columns(split.train) if split.train[c].notna().any()]
+    forecaster = Forecaster(settings.model, settings.horizon).fit(
+        to_model_input(split.train, columns), split.train[TARGET]
+    )
+    calibration_input = to_model_input(split.calibration, columns)
+    residuals = split.calibration[TARGET].to_numpy() - forecaster.predict(calibration_input)
+    intervals = calibrate_intervals(
+        calibration_input["horizon"].to_numpy(), residuals, settings.horizon,
+        settings.interval_lower, settings.interval_upper,
+    )
+    return FittedForecaster(forecaster, tuple(columns), intervals)
+
+
 def train_forecaster(frame: pd.DataFrame, settings: TrainSettings = TrainSettings()) -> TrainResult:
     """Split, fit, calibrate intervals, then score the model and the baselines on the test rows.
 
@@ -579,18 +619,8 @@ def train_forecaster(frame: pd.DataFrame, settings: TrainSettings = TrainSetting
     """
     zone = _check_frame(frame, settings.horizon)
     split = chronological_split(frame, settings.horizon, settings.split)
-    # An input never known in the training rows (a zone without a power breakdown or weather)
-    # carries nothing, and HistGradientBoosting cannot bin an all-missing column: leave it out.
-    columns = [c for c in feature_columns(frame) if split.train[c].notna().any()]
-    forecaster = Forecaster(settings.model, settings.horizon).fit(
-        to_model_input(split.train, columns), split.train[TARGET]
-    )
-    calibration_input = to_model_input(split.calibration, columns)
-    residuals = split.calibration[TARGET].to_numpy() - forecaster.predict(calibration_input)
-    intervals = calibrate_intervals(
-        calibration_input["horizon"].to_numpy(), residuals, settings.horizon,
-        settings.interval_lower, settings.interval_upper,
-    )
+    fitted = fit_split(split, settings)
+    forecaster, columns, intervals = fitted.forecaster, list(fitted.columns), fitted.intervals
     scored = scored_rows(split.test)
     if scored.empty:
         raise NotEnoughDataError("no test row has its target and every baseline known")
@@ -780,9 +810,9 @@ def log_training(
 
 __all__ = [
     "BASELINES", "EVALUATION_ROWS_ARTIFACT", "FrameError", "ForecastModel", "Forecaster",
-    "LoggedForecaster", "ModelSettings", "NotEnoughDataError", "ConfigError", "Split",
+    "FittedForecaster", "LoggedForecaster", "ModelSettings", "NotEnoughDataError", "ConfigError", "Split",
     "SplitSettings", "TrainResult", "TrainSettings", "calibrate_intervals", "chronological_split",
-    "conformal_bounds", "evaluate_forecasts", "feature_columns", "interval_coverage",
+    "conformal_bounds", "evaluate_forecasts", "feature_columns", "fit_split", "interval_coverage",
     "log_training", "permutation_importances", "predict_with_intervals", "pyfunc_model",
     "to_model_input", "train_forecaster", "walk_forward_splits",
 ]
