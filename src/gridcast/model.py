@@ -42,6 +42,10 @@ BASELINES: dict[str, str] = {
     "weekly_naive": "ci_target_m168",
     "same_hour_mean_7d": "ci_same_hour_mean_7d",
 }
+# `model.residual_base: blend`: a per-horizon least-squares mix of these naive anchors.
+BLEND = "blend"
+BLEND_ANCHORS = ("ci_last", "ci_same_hour_last_day", "ci_same_hour_mean_7d", "ci_profile_1d",
+                 "ci_target_m168")
 DEFAULT_BLOCKS = ((1, 6), (7, 12), (13, 24), (25, 48), (49, 72))
 MODEL_KINDS = ("pooled", "blocks")
 TARGET_MODES = ("residual", "direct")
@@ -77,8 +81,14 @@ class ModelSettings:
     # 2-core machine, OpenMP's spinning threads made the GR-year fit and its permutation
     # importance 14x slower under load (docs/decisions/0016).
     threads: int = 1
+    # Training rows weigh 0.5 ** (age / half-life), age in days before the newest training
+    # issue hour (0 = every row weighs the same).
+    recency_half_life_days: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.recency_half_life_days < 0:
+            raise ConfigError("model.recency_half_life_days must be >= 0 (0 = uniform weights), "
+                              f"got {self.recency_half_life_days}")
         if self.threads < 0:
             raise ConfigError(f"model.threads must be >= 0 (0 = all cores), got {self.threads}")
         if self.kind not in MODEL_KINDS:
@@ -287,10 +297,37 @@ class Forecaster(BaseEstimator, RegressorMixin):
         self.settings = settings
         self.horizon = horizon
 
+    def _fit_blend(self, X: pd.DataFrame, y: np.ndarray) -> None:
+        """Per horizon, least-squares weights (and an intercept) of the naive anchors present,
+        on the training rows where all of them are known: the base the trees then correct."""
+        anchors = [c for c in BLEND_ANCHORS if c in X.columns]
+        self.blend_anchors_ = anchors
+        self.blend_weights_ = {}
+        horizons = X["horizon"].to_numpy()
+        values = X[anchors].to_numpy()
+        for h in np.unique(horizons):
+            rows = (horizons == h) & ~np.isnan(values).any(axis=1)
+            if rows.sum() <= len(anchors) + 1:
+                continue
+            design = np.column_stack([values[rows], np.ones(rows.sum())])
+            self.blend_weights_[int(h)] = np.linalg.lstsq(design, y[rows], rcond=None)[0]
+
+    def _blend(self, X: pd.DataFrame) -> pd.Series:
+        horizons = X["horizon"].to_numpy()
+        values = X[self.blend_anchors_].to_numpy()
+        base = np.full(len(X), np.nan)
+        for h, weights in self.blend_weights_.items():
+            rows = horizons == h
+            base[rows] = values[rows] @ weights[:-1] + weights[-1]
+        return pd.Series(base, index=X.index)
+
     def _base(self, X: pd.DataFrame) -> np.ndarray:
         if self.settings.target == "direct":
             return np.zeros(len(X))
-        base = X[self.settings.residual_base]
+        if self.settings.residual_base == BLEND:
+            base = self._blend(X)
+        else:
+            base = X[self.settings.residual_base]
         if "ci_last" in X.columns:
             base = base.fillna(X["ci_last"])
         return base.fillna(self.fallback_level_).to_numpy()
@@ -299,17 +336,21 @@ class Forecaster(BaseEstimator, RegressorMixin):
         threads = getattr(self.settings, "threads", 0)
         return threadpool_limits(limits=threads or None, user_api="openmp")
 
-    def fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray) -> "Forecaster":
+    def fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray,
+            sample_weight: np.ndarray | None = None) -> "Forecaster":
         with self._threads():
-            return self._fit(X, y)
+            return self._fit(X, y, sample_weight)
 
-    def _fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray) -> "Forecaster":
+    def _fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray,
+             sample_weight: np.ndarray | None) -> "Forecaster":
         s = self.settings
-        if s.target == "residual" and s.residual_base not in X.columns:
+        if s.target == "residual" and s.residual_base not in (*X.columns, BLEND):
             raise FrameError(f"model.residual_base {s.residual_base!r} is not a model input")
         y = np.asarray(y, dtype="float64")
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.fallback_level_ = float(np.mean(y))
+        if s.target == "residual" and s.residual_base == BLEND:
+            self._fit_blend(X, y)
         residual = y - self._base(X)
         horizons = X["horizon"].to_numpy()
         self.blocks_ = horizon_blocks(s, self.horizon)
@@ -327,7 +368,8 @@ class Forecaster(BaseEstimator, RegressorMixin):
                 early_stopping=False,
                 random_state=s.seed,
             )
-            self.estimators_.append(estimator.fit(X[rows], residual[rows]))
+            weight = None if sample_weight is None else np.asarray(sample_weight)[rows]
+            self.estimators_.append(estimator.fit(X[rows], residual[rows], sample_weight=weight))
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -577,6 +619,14 @@ class FittedForecaster:
         return predict_with_intervals(self.forecaster, self.intervals, self.columns, frame)
 
 
+def recency_weights(issued_at: pd.Series, half_life_days: float) -> np.ndarray | None:
+    """0.5 ** (days before the newest issue hour / half-life) per row; None when 0 (uniform)."""
+    if not half_life_days:
+        return None
+    age_days = (issued_at.max() - issued_at) / pd.Timedelta(days=1)
+    return np.power(0.5, age_days.to_numpy(dtype="float64") / half_life_days)
+
+
 def fit_split(split: Split, settings: TrainSettings) -> FittedForecaster:
     """Fit on `split.train`, calibrate the per-horizon intervals on `split.calibration`.
 
@@ -592,7 +642,8 @@ def fit_split(split: Split, settings: TrainSettings) -> FittedForecaster:
     # carries nothing, and HistGradientBoosting cannot bin an all-missing column: leave it out.
     columns = [c for c in feature_columns(split.train) if split.train[c].notna().any()]
     forecaster = Forecaster(settings.model, settings.horizon).fit(
-        to_model_input(split.train, columns), split.train[TARGET]
+        to_model_input(split.train, columns), split.train[TARGET],
+        recency_weights(split.train["issued_at"], settings.model.recency_half_life_days),
     )
     calibration_input = to_model_input(split.calibration, columns)
     residuals = split.calibration[TARGET].to_numpy() - forecaster.predict(calibration_input)
