@@ -33,7 +33,7 @@ def run(cfg: GridcastConfig) -> None:
     spark = get_spark(cfg.spark)
     store = table_store(cfg.storage)
     zone, horizon = cfg.zone, cfg.horizon
-    name = model_name(zone.id, horizon)
+    name = model_name(zone.id, horizon, cfg.mlflow.model_prefix)
     with step_run(cfg, "batch_score", store) as lineage:
         started = time.monotonic()
         champion = load_champion(name)

@@ -39,6 +39,7 @@ def run(cfg: GridcastConfig) -> None:
         print(f"medallion {cfg.zone.id}: bronze -> silver, MLflow run {lineage.run_id}", flush=True)
         summary = refresh_silver(
             spark, store, cfg.storage.checkpoints, run_id=lineage.run_id,
+            publication_delay=cfg.backfill.publication_delay,
             progress=lambda message: print(message, flush=True),
         )
         if summary.missing:

@@ -27,7 +27,7 @@ from gridcast.tables import GOLD_MONITORING
 def run(cfg: GridcastConfig) -> int:
     spark = get_spark(cfg.spark)
     store = table_store(cfg.storage)
-    zone, name = cfg.zone.id, model_name(cfg.zone.id, cfg.horizon)
+    zone, name = cfg.zone.id, model_name(cfg.zone.id, cfg.horizon, cfg.mlflow.model_prefix)
     with step_run(cfg, "monitor", store) as lineage:
         reference = champion_reference(name)
         if reference is None:

@@ -21,7 +21,7 @@ from gridcast.storage import table_store
 
 
 def run(cfg: GridcastConfig) -> None:
-    name = model_name(cfg.zone.id, cfg.horizon)
+    name = model_name(cfg.zone.id, cfg.horizon, cfg.mlflow.model_prefix)
     with step_run(cfg, "promote", table_store(cfg.storage)):
         version = (str(cfg.promote.version) if cfg.promote.version is not None
                    else challenger_version(name))

@@ -47,7 +47,7 @@ def run(cfg: GridcastConfig) -> None:
     spark = get_spark(cfg.spark)
     store = table_store(cfg.storage)
     settings, zone = cfg.recommend, cfg.zone.id
-    name = model_name(zone, cfg.horizon)
+    name = model_name(zone, cfg.horizon, cfg.mlflow.model_prefix)
     with step_run(cfg, "recommend", store) as lineage:
         if not store.exists(spark, GOLD_PREDICTIONS):
             raise NoForecastError(f"no predictions yet ({store.identifier(GOLD_PREDICTIONS)}); "

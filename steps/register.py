@@ -45,7 +45,7 @@ def latest_trained_version(experiment_id: str, zone: str, horizon: int) -> tuple
 
 
 def run(cfg: GridcastConfig) -> None:
-    name = model_name(cfg.zone.id, cfg.horizon)
+    name = model_name(cfg.zone.id, cfg.horizon, cfg.mlflow.model_prefix)
     with step_run(cfg, "register", table_store(cfg.storage)) as lineage:
         experiment_id = mlflow.get_run(lineage.run_id).info.experiment_id
         version, train_run = latest_trained_version(experiment_id, cfg.zone.id, cfg.horizon)

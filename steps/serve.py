@@ -53,7 +53,7 @@ def run(cfg: GridcastConfig) -> None:
     store = table_store(cfg.storage)
     configure_mlflow(cfg)
     zones = list(cfg.serve.zones) or [cfg.zone.id]
-    names = [model_name(zone, cfg.horizon) for zone in zones]
+    names = [model_name(zone, cfg.horizon, cfg.mlflow.model_prefix) for zone in zones]
     settings = cfg.serve
     if settings.model_version is None and len(zones) == 1:
         settings = replace(settings, model_version=champion_version(names[0]))

@@ -53,7 +53,7 @@ def run(cfg: GridcastConfig) -> None:
     spark = get_spark(cfg.spark)
     store = table_store(cfg.storage)
     zone, horizon = cfg.zone, cfg.horizon
-    name = model_name(zone.id, horizon)
+    name = model_name(zone.id, horizon, cfg.mlflow.model_prefix)
     with step_run(cfg, "train", store) as lineage:
         started = time.monotonic()
         inputs = load_frame_inputs(spark, store, zone, horizon=horizon, settings=cfg.frame)

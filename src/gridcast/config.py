@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from gridcast.frame import FrameSettings
     from gridcast.model import TrainSettings
     from gridcast.monitoring import MonitorSettings
+    from gridcast.orchestration import MainSettings
     from gridcast.registry import GateSettings, PromoteSettings
     from gridcast.scoring import ScoreSettings
     from gridcast.serve import ServeSettings
@@ -36,7 +37,11 @@ class ConfigError(GridcastError, ValueError):
 
 
 def repo_root() -> Path:
-    """The project directory: GRIDCAST_HOME, else the checkout this package lives in, else cwd."""
+    """The project directory: GRIDCAST_HOME, else the checkout this package lives in, else cwd.
+
+    An installed wheel (a Databricks job) has no checkout: relative paths then resolve against
+    the working directory.
+    """
     env = os.environ.get("GRIDCAST_HOME")
     if env:
         return Path(env).resolve()
@@ -46,8 +51,17 @@ def repo_root() -> Path:
     return Path.cwd().resolve()
 
 
+# The copy of conf/ the wheel ships (pyproject.toml maps conf/ to the package gridcast.conf).
+PACKAGED_CONF = Path(__file__).resolve().with_name("conf")
+
+
 def conf_dir() -> Path:
-    return repo_root() / "conf"
+    """The Hydra configs: the checkout's conf/ when there is one (edits take effect without a
+    rebuild), else the copy shipped in the wheel."""
+    checkout = repo_root() / "conf"
+    if (checkout / "config.yaml").exists():
+        return checkout
+    return PACKAGED_CONF
 
 
 def _resolve_path(value: str) -> Path:
@@ -131,6 +145,8 @@ class StorageConfig:
     kind: str
     root: Path | None
     catalog: str | None
+    # Unity Catalog: every table is <catalog>.<schema>.<layer>_<name> (docs/decisions/0018).
+    schema: str | None = None
     # Where streaming checkpoints live (silver's incremental reads of bronze): a directory path.
     checkpoints: str | None = None
 
@@ -156,10 +172,42 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class BackfillConfig:
+    """`backfill:` history before the scheduled ingest (see gridcast.backfill).
+
+    `start`/`end` null: end = ingest.start (replay; live: now), start = end - history_days;
+    both null with files given: the files' own range, nothing fetched.
+    """
+
+    start: datetime | None
+    end: datetime | None
+    history_days: int
+    portal_csv: tuple[Path, ...]
+    weather_csv: tuple[Path, ...]
+    publication_delay_h: int
+    energy: bool  # fetch Electricity Maps past-range
+    weather: bool  # fetch Visual Crossing history and archived forecasts
+    concurrency: int
+    chunk_hours: int  # past-range hours per request (the API allows 240)
+    weather_chunk_days: int  # observation days per history request
+    flush_every_chunks: int  # requests buffered per bronze append (what a crash can lose)
+    confirm_cost: bool  # live: accept the Visual Crossing record cost printed before starting
+    max_records: int | None  # live: or a record budget the expected cost must fit in
+
+    @property
+    def publication_delay(self) -> timedelta:
+        return timedelta(hours=self.publication_delay_h)
+
+
+@dataclass(frozen=True)
 class MlflowConfig:
     tracking_uri: str
     artifact_location: str | None
     experiment: str
+    # None: the tracking store is the registry (local SQLite); `databricks-uc` on Databricks.
+    registry_uri: str | None = None
+    # Prepended to every registered model name: `<catalog>.<schema>.` for Unity Catalog.
+    model_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -177,6 +225,7 @@ class GridcastConfig:
     storage: StorageConfig
     horizon: int
     ingest: IngestConfig
+    backfill: BackfillConfig
     mlflow: MlflowConfig
     spark: SparkConfig
     choices: dict[str, str]
@@ -191,6 +240,7 @@ class GridcastConfig:
     score: ScoreSettings = field(repr=False)
     promote: PromoteSettings = field(repr=False)
     backtest: BacktestSettings = field(repr=False)
+    main: MainSettings = field(repr=False)
 
 
 def available(group: str) -> list[str]:
@@ -311,13 +361,61 @@ def _source(node: dict[str, Any]) -> SourceConfig:
     )
 
 
-def _mlflow(node: dict[str, Any]) -> MlflowConfig:
-    uri = node.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+def _files(name: str, values: Any) -> tuple[Path, ...]:
+    paths = tuple(_resolve_path(str(p)) for p in (values or ()))
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(f"{name}: no such file {path}")
+    return paths
+
+
+def _backfill(node: dict[str, Any]) -> BackfillConfig:
+    def flag(name: str, default: bool) -> bool:
+        value = node.get(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"backfill.{name} must be true or false, got {value!r}")
+        return value
+
+    max_records = node.get("max_records")
+    backfill = BackfillConfig(
+        start=_parse_utc("backfill.start", node.get("start")),
+        end=_parse_utc("backfill.end", node.get("end")),
+        history_days=_int("backfill.history_days", node.get("history_days", 180), 0, 3660),
+        portal_csv=_files("backfill.portal_csv", node.get("portal_csv")),
+        weather_csv=_files("backfill.weather_csv", node.get("weather_csv")),
+        publication_delay_h=_int("backfill.publication_delay_h", node.get("publication_delay_h", 2), 0, 24 * 30),
+        energy=flag("energy", True), weather=flag("weather", True),
+        concurrency=_int("backfill.concurrency", node.get("concurrency", 4), 1, 32),
+        chunk_hours=_int("backfill.chunk_hours", node.get("chunk_hours", 240), 1, 240),
+        weather_chunk_days=_int("backfill.weather_chunk_days", node.get("weather_chunk_days", 31), 1, 366),
+        flush_every_chunks=_int("backfill.flush_every_chunks", node.get("flush_every_chunks", 400), 1),
+        confirm_cost=flag("confirm_cost", False),
+        max_records=None if max_records is None else _int("backfill.max_records", max_records, 0),
+    )
+    if backfill.start and backfill.end and backfill.end <= backfill.start:
+        raise ConfigError(f"backfill.end ({backfill.end:%Y-%m-%dT%H:%MZ}) must be after "
+                          f"backfill.start ({backfill.start:%Y-%m-%dT%H:%MZ})")
+    return backfill
+
+
+def _mlflow(node: dict[str, Any], storage: dict[str, Any]) -> MlflowConfig:
+    """The `mlflow` section, completed by the storage group's `mlflow` node (where runs and
+    models live for that storage: `storage/databricks.yaml` names the workspace and Unity
+    Catalog). A tracking or registry URI set in `mlflow` wins; the storage's experiment and
+    model prefixes are prepended to `mlflow.experiment` and to every model name."""
+    place = storage.get("mlflow") or {}
+    uri = (node.get("tracking_uri") or place.get("tracking_uri")
+           or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}")
     # A local SQLite store keeps its artifacts beside it, never in an implicit ./mlruns.
     artifact_location = None
     if uri.startswith("sqlite:///"):
         artifact_location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
-    return MlflowConfig(tracking_uri=uri, artifact_location=artifact_location, experiment=str(node["experiment"]))
+    return MlflowConfig(
+        tracking_uri=uri, artifact_location=artifact_location,
+        experiment=str(place.get("experiment_prefix") or "") + str(node["experiment"]),
+        registry_uri=node.get("registry_uri") or place.get("registry_uri") or None,
+        model_prefix=str(place.get("model_prefix") or ""),
+    )
 
 
 def load_config(overrides: list[str] | None = None) -> GridcastConfig:
@@ -348,19 +446,21 @@ def load_config(overrides: list[str] | None = None) -> GridcastConfig:
         kind=storage_node["kind"],
         root=_resolve_path(storage_node["root"]) if storage_node.get("root") else None,
         catalog=storage_node.get("catalog"),
+        schema=storage_node.get("schema"),
         checkpoints=_checkpoints(storage_node),
     )
     if storage.kind == "local" and storage.root is None:
         raise ConfigError("storage=local needs storage.root")
-    if storage.kind == "databricks" and not storage.catalog:
-        raise ConfigError("storage=databricks needs storage.catalog")
+    if storage.kind == "databricks" and not (storage.catalog and storage.schema):
+        raise ConfigError("storage=databricks needs storage.catalog and storage.schema")
     if storage.checkpoints is None:
         raise ConfigError(f"storage={storage.kind} needs storage.checkpoints (a directory for streaming checkpoints)")
+    backfill = _backfill(raw.get("backfill") or {})
     spark_node = raw["spark"]
     choices = {group: str(_choice(cfg, group)) for group in GROUPS}
     return GridcastConfig(
         zone=_zone(raw["zone"]), source=source, storage=storage, horizon=horizon, ingest=ingest,
-        mlflow=_mlflow(raw["mlflow"]),
+        backfill=backfill, mlflow=_mlflow(raw["mlflow"], storage_node),
         spark=SparkConfig(
             master=str(spark_node["master"]),
             shuffle_partitions=_int("spark.shuffle_partitions", spark_node["shuffle_partitions"], 1),
@@ -380,6 +480,7 @@ def _sections(raw: dict[str, Any], horizon: int) -> dict[str, Any]:
     from gridcast.frame import FrameSettings
     from gridcast.model import ModelSettings, TrainSettings
     from gridcast.monitoring import MonitorSettings
+    from gridcast.orchestration import MainSettings
     from gridcast.registry import GateSettings, PromoteSettings
     from gridcast.scoring import ScoreSettings
     from gridcast.serve import ServeSettings
@@ -402,6 +503,7 @@ def _sections(raw: dict[str, Any], horizon: int) -> dict[str, Any]:
         "score": ScoreSettings.from_mapping(raw.get("score")),
         "promote": PromoteSettings.from_mapping(raw.get("promote")),
         "backtest": settings_from_mapping(BacktestSettings, raw.get("backtest"), "backtest"),
+        "main": MainSettings.from_mapping(raw.get("main")),
     }
 
 

@@ -18,9 +18,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Hashable
 
-from pyspark.sql import SparkSession
+from pyspark.sql import Column, Row, SparkSession
 from pyspark.sql import functions as F
 
 from gridcast.errors import GridcastError
@@ -28,10 +28,19 @@ from gridcast.config import ZoneConfig
 from gridcast.sources import SourceSession
 from gridcast.sources.http import ApiResponse, RetriesExhaustedError
 from gridcast.sources.visualcrossing import window_days
+from gridcast.medallion.upsert import session_conf
 from gridcast.storage import TableStore
-from gridcast.tables import BRONZE_CARBON, BRONZE_POWER, BRONZE_TABLES, BRONZE_WEATHER, Table
+from gridcast.tables import (
+    BRONZE_CARBON,
+    BRONZE_POWER,
+    BRONZE_TABLES,
+    BRONZE_WEATHER,
+    SCHEDULED_ORIGIN,
+    Table,
+)
 
 Progress = Callable[[str], None]
+AUTO_MERGE_SCHEMA = "spark.databricks.delta.schema.autoMerge.enabled"
 
 
 class IngestIncompleteError(GridcastError, RuntimeError):
@@ -79,7 +88,10 @@ class BronzeBuffer:
         for table, rows in self.rows.items():
             if not rows:
                 continue
-            store.append(spark.createDataFrame(rows, schema=table.schema), table)
+            # Schema evolution: a table written before a column was declared (bronze `origin`)
+            # gains it on this append instead of refusing it.
+            with session_conf(spark, AUTO_MERGE_SCHEMA, "true"):
+                store.append(spark.createDataFrame(rows, schema=table.schema), table)
             written[table] = store.version(spark, table)
             rows.clear()
         return written
@@ -114,12 +126,16 @@ def _fetch(source: SourceSession, zone: ZoneConfig, request: Request, run_time: 
 
 
 def bronze_row(zone: str, request: Request, response: ApiResponse, *, source: str,
-               ingested_at: datetime, run_id: str, failure: str | None) -> tuple:
-    """The bronze row for a response, in the column order of the table's schema."""
+               ingested_at: datetime, run_id: str, failure: str | None,
+               origin: str = SCHEDULED_ORIGIN) -> tuple:
+    """The bronze row for a response, in the column order of the table's schema.
+
+    `origin` is one of `BRONZE_ORIGINS`: the scheduled fetch (`history`) or a backfill path.
+    """
     common = (
         response.endpoint, response.params_json, response.status, response.body,
         failure or response.error, response.attempts, source, ingested_at, run_id,
-        response.payload_hash,
+        response.payload_hash, origin,
     )
     if request.table is BRONZE_WEATHER:
         return (zone, request.location, *common)
@@ -144,40 +160,62 @@ def answer_signature(response: ApiResponse, failure: str | None) -> AnswerSignat
     return (response.params_json, response.status, response.payload_hash, failure or response.error)
 
 
-def stored_answers(spark: SparkSession, store: TableStore, zone: str,
-                   run_times: list[datetime]) -> dict[RequestKey, StoredAnswers]:
-    """The answers bronze already holds for these run times, per request: one Spark action over
-    the bronze tables that exist, bodies left out (the payload hash stands for them).
+def collect_answers(spark: SparkSession, store: TableStore, zone: str, where: Column,
+                    key: Callable[[Row], Hashable | None]) -> dict[Hashable, StoredAnswers]:
+    """The answers bronze holds for a zone's rows matching `where`, grouped by `key(row)` (a
+    row whose key is None is ignored): one Spark action over the bronze tables that exist,
+    bodies left out (the payload hash stands for them).
 
-    In live mode the run time is "now", which bronze never holds yet.
+    Rows carry table (qualified name), location, endpoint, epoch (ingested_at, seconds),
+    request_params, http_status, payload_hash, error, origin (null: `history`).
     """
-    if not run_times:
-        return {}
-    first, last = min(run_times), max(run_times)
     parts = []
     for table in BRONZE_TABLES:
         if not store.exists(spark, table):
             continue
+        rows = store.read(spark, table)
         location = F.col("location") if table is BRONZE_WEATHER else F.lit(None).cast("string")
+        # Tables written before the origin column existed hold scheduled fetches only.
+        origin = F.col("origin") if "origin" in rows.columns else F.lit(None).cast("string")
         parts.append(
-            store.read(spark, table)
-            .where((F.col("zone") == zone) & F.col("ingested_at").between(first, last))
+            rows.where(F.col("zone") == zone)
             .select(F.lit(table.qualified_name).alias("table"), location.alias("location"),
-                    F.col("ingested_at").cast("long").alias("epoch"), "request_params",
-                    "http_status", "payload_hash", "error")
+                    "endpoint", F.col("ingested_at").cast("long").alias("epoch"), "request_params",
+                    "http_status", "payload_hash", "error",
+                    F.coalesce(origin, F.lit(SCHEDULED_ORIGIN)).alias("origin"))
+            .where(where)
         )
     if not parts:
         return {}
     rows = parts[0]
     for part in parts[1:]:
         rows = rows.unionByName(part)
-    answers: dict[RequestKey, StoredAnswers] = {}
+    answers: dict[Hashable, StoredAnswers] = {}
     for row in rows.distinct().collect():
-        stored = answers.setdefault((row["table"], row["location"], row["epoch"]), StoredAnswers())
+        request_key = key(row)
+        if request_key is None:
+            continue
+        stored = answers.setdefault(request_key, StoredAnswers())
         status = row["http_status"]
         stored.ok = stored.ok or (status is not None and 200 <= status < 300 and row["error"] is None)
         stored.signatures.add((row["request_params"], status, row["payload_hash"], row["error"]))
     return answers
+
+
+def stored_answers(spark: SparkSession, store: TableStore, zone: str,
+                   run_times: list[datetime]) -> dict[RequestKey, StoredAnswers]:
+    """The answers bronze already holds for these run times, per request (scheduled fetches
+    only: a backfill row stamped with the same time answers another request).
+
+    In live mode the run time is "now", which bronze never holds yet.
+    """
+    if not run_times:
+        return {}
+    first, last = min(run_times), max(run_times)
+    scheduled = (F.col("origin") == SCHEDULED_ORIGIN) & F.col("epoch").between(
+        int(first.timestamp()), int(last.timestamp()))
+    return collect_answers(spark, store, zone, scheduled,
+                           lambda row: (row["table"], row["location"], row["epoch"]))
 
 
 def ingest(

@@ -37,6 +37,9 @@ def configure_mlflow(cfg: GridcastConfig) -> str:
     was given (`--experiment-name`); the step then logs into that run and experiment.
     """
     mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
+    if cfg.mlflow.registry_uri:
+        # Unity Catalog on Databricks; locally the tracking store is the registry.
+        mlflow.set_registry_uri(cfg.mlflow.registry_uri)
     if os.environ.get("MLFLOW_RUN_ID") and os.environ.get("MLFLOW_EXPERIMENT_ID"):
         return os.environ["MLFLOW_EXPERIMENT_ID"]
     experiment = mlflow.get_experiment_by_name(cfg.mlflow.experiment)

@@ -137,8 +137,12 @@ class TrainSettings:
     importance_rows: int = 2000
     importance_repeats: int = 3
     plot_days: int = 14
+    # `main` retrains when the champion's newest training issue hour is this many days old.
+    every_days: int = 7
 
     def __post_init__(self) -> None:
+        if self.every_days < 1:
+            raise ConfigError(f"train.every_days must be >= 1, got {self.every_days}")
         if not 1 <= self.horizon <= 72:
             raise ConfigError(f"horizon must be between 1 and 72, got {self.horizon}")
         if not 0 < self.interval_lower < self.interval_upper < 1:

@@ -83,9 +83,13 @@ class GateDecision:
     champion_mae: float | None
 
 
-def model_name(zone: str, horizon: int) -> str:
-    """The registered model name for a zone and horizon: `gridcast_<zone>_<horizon>h`."""
-    return f"gridcast_{zone}_{horizon}h"
+def model_name(zone: str, horizon: int, prefix: str = "") -> str:
+    """The registered model name for a zone and horizon: `<prefix>gridcast_<zone>_<horizon>h`.
+
+    `prefix` is `cfg.mlflow.model_prefix`: empty locally, `<catalog>.<schema>.` for Unity
+    Catalog, whose model names have three parts.
+    """
+    return f"{prefix}gridcast_{zone}_{horizon}h"
 
 
 def evaluation_rows(run_id: str) -> pd.DataFrame:

@@ -108,13 +108,18 @@ class LocalTableStore(TableStore):
 
 
 class UnityCatalogTableStore(TableStore):
-    """Managed tables `<catalog>.<layer>.<name>` (Databricks)."""
+    """Managed tables `<catalog>.<schema>.<layer>_<name>` (Databricks).
 
-    def __init__(self, catalog: str):
-        self.catalog = catalog
+    One schema holds every layer, so one grant and one `storage.schema` per deployment; the
+    layer stays in the table name because the bare names collide across layers
+    (`bronze.weather_forecast_data`, `silver.weather_forecast_data`).
+    """
+
+    def __init__(self, catalog: str, schema: str):
+        self.catalog, self.schema = catalog, schema
 
     def identifier(self, table: Table) -> str:
-        return f"{self.catalog}.{table.layer}.{table.name}"
+        return f"{self.catalog}.{self.schema}.{table.layer}_{table.name}"
 
     def delta_table(self, spark: SparkSession, table: Table) -> DeltaTable:
         return DeltaTable.forName(spark, self.identifier(table))
@@ -129,7 +134,7 @@ class UnityCatalogTableStore(TableStore):
         return reader.table(self.identifier(table))
 
     def _builder(self, spark: SparkSession, table: Table):  # noqa: ANN202
-        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.catalog}.{table.layer}")
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.catalog}.{self.schema}")
         return DeltaTable.createIfNotExists(spark).tableName(self.identifier(table))
 
     def _save(self, writer: DataFrameWriter, table: Table) -> None:
@@ -142,6 +147,6 @@ def table_store(config: StorageConfig) -> TableStore:
         assert config.root is not None  # validated by load_config
         return LocalTableStore(config.root)
     if config.kind == "databricks":
-        assert config.catalog is not None
-        return UnityCatalogTableStore(config.catalog)
+        assert config.catalog is not None and config.schema is not None  # validated by load_config
+        return UnityCatalogTableStore(config.catalog, config.schema)
     raise ValueError(f"unknown storage kind {config.kind!r}")

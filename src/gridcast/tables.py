@@ -50,6 +50,9 @@ _RAW_RESPONSE_FIELDS = [
     StructField("ingested_at", TimestampType(), False),  # (simulated) time of the request, UTC
     StructField("ingest_run_id", StringType(), False),  # the MLflow run that fetched it
     StructField("payload_hash", StringType(), True),  # sha256 of response_body
+    # BRONZE_ORIGINS: which path wrote the row. Nullable and last: tables written before it
+    # existed gain it on their next append (schema evolution); a null there means `history`.
+    StructField("origin", StringType(), True),
 ]
 
 _BRONZE_PROPERTIES = {"delta.appendOnly": "true"}
@@ -141,6 +144,12 @@ GOLD_WEATHER_VARIABLES = ("temp", "humidity", "cloudcover", "solarradiation", "w
 # Where a row came from: a scheduled API fetch, Electricity Maps' paid backfill, a data-portal CSV.
 ORIGINS = ("history", "past-range", "portal")
 BACKFILL_ORIGINS = ("past-range", "portal")
+# Bronze rows: the scheduled ingest (`history`), or a backfill: Electricity Maps past-range, a
+# data-portal CSV, Visual Crossing history over explicit dates, an archived forecast
+# (`forecastBasisDate`), a user's weather CSV.
+SCHEDULED_ORIGIN = "history"
+BRONZE_ORIGINS = (SCHEDULED_ORIGIN, "past-range", "portal", "weather-history", "archived-forecast",
+                  "user-csv")
 
 SILVER_ENERGY_REVISIONS = Table(
     "silver", "energy_revisions", key=("zone", "datetime", "side", "updated_at"),

@@ -61,17 +61,37 @@ class Secret:
         raise TypeError("Secret values cannot be pickled")
 
 
-def _databricks_secret(scope: str, key: str) -> str | None:
+def _databricks_dbutils():  # noqa: ANN202 - Databricks' own dbutils object
+    """The workspace's dbutils, or None off Databricks.
+
+    On Databricks compute (DATABRICKS_RUNTIME_VERSION is set there, serverless included) the
+    SDK's runtime module hands out the session's dbutils, Spark Connect or not. Elsewhere it is
+    not imported: its fallback would look for workspace credentials.
+    """
+    import os
+
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        try:
+            from databricks.sdk.runtime import dbutils
+        except ImportError:
+            dbutils = None
+        if dbutils is not None:
+            return dbutils
     try:
-        from pyspark.dbutils import DBUtils  # only importable on Databricks
+        from pyspark.dbutils import DBUtils  # classic Databricks clusters only
         from pyspark.sql import SparkSession
     except ImportError:
         return None
     spark = SparkSession.getActiveSession()
-    if spark is None:
+    return DBUtils(spark) if spark is not None else None
+
+
+def _databricks_secret(scope: str, key: str) -> str | None:
+    dbutils = _databricks_dbutils()
+    if dbutils is None:
         return None
     try:
-        return DBUtils(spark).secrets.get(scope=scope, key=key)
+        return dbutils.secrets.get(scope=scope, key=key)
     except Exception:  # noqa: BLE001 - a missing scope or key is reported by the caller
         return None
 

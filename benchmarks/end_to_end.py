@@ -1,0 +1,80 @@
+"""`main` on the embedded default, fresh lake: the first run, a second run with nothing new, and
+one day later. Prints wall seconds per run and, per step, seconds and Spark jobs (from the
+nested MLflow runs), plus peak RSS.
+
+    .venv/bin/python benchmarks/end_to_end.py [--keep DIR]
+
+Goals (issue "batch scoring, monitoring and main"): first run <= 120 s, second <= 30 s, one day
+later <= 60 s on the 2-core machine, installation excluded. Each run is timed inside one process
+with one SparkSession, as `make run` does (Spark start-up is reported separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+GOALS = {"first": 120.0, "second": 30.0, "one day later": 60.0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", type=Path, help="write the lake and MLflow store here and keep them")
+    args = parser.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="gridcast-e2e-"))
+    shutil.rmtree(root / "lake", ignore_errors=True)
+    (root / "mlflow.db").unlink(missing_ok=True)
+
+    import mlflow
+
+    from gridcast.config import load_config
+    from gridcast.spark import get_spark
+    from steps import main as main_step
+
+    base = [f"storage.root={root / 'lake'}", f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}"]
+    started = time.monotonic()
+    get_spark(load_config(base).spark)
+    print(f"spark start-up: {time.monotonic() - started:.1f} s", flush=True)
+
+    runs = [("first", []), ("second", []), ("one day later", ["ingest.end=2026-01-01T00:00:00Z"])]
+    results = []
+    for label, extra in runs:
+        started = time.monotonic()
+        code = main_step.main([*base, *extra])
+        seconds = time.monotonic() - started
+        if code:
+            print(f"{label}: main exited {code}", file=sys.stderr)
+            return code
+        results.append((label, seconds))
+
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    parents = mlflow.search_runs(experiment_names=["gridcast"], filter_string="tags.step = 'main'",
+                                 order_by=["start_time ASC"])
+    print("\nrun            seconds  goal   steps (seconds / Spark jobs)")
+    for (label, seconds), (_, parent) in zip(results, parents.iterrows()):
+        steps = sorted(c.removeprefix("metrics.seconds.") for c in parent.index
+                       if c.startswith("metrics.seconds.") and parent[c] == parent[c])
+        def jobs(step: str) -> str:
+            value = parent.get(f"metrics.spark_jobs.{step}")
+            return "?" if value is None or value != value else str(int(value))
+
+        detail = ", ".join(f"{s} {parent[f'metrics.seconds.{s}']:.1f}/{jobs(s)}" for s in steps)
+        verdict = "ok" if seconds <= GOALS[label] else "OVER"
+        print(f"{label:<14} {seconds:7.1f}  {GOALS[label]:4.0f} {verdict:<4} {detail}")
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS (driver Python process): {peak_mib:.0f} MiB")
+    if args.keep is None:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The medallion: bronze -> silver -> gold transforms and the upserts that write them."""

@@ -1,0 +1,308 @@
+"""Generic writers for the medallion: newest-revision MERGE, idempotent append, incremental reads.
+
+Nothing here knows about energy or weather; silver uses it, gold can too.
+
+- `latest_per_key`: keep one row per key, the newest by an ordering (dedupe inside a batch
+  before a MERGE, which refuses two source rows for one target row).
+- `merge_revisions`: MERGE a batch into a Delta table where each `RevisionGroup` of columns is
+  replaced only when the incoming row is newer for that group, so an older revision arriving
+  late never overwrites a newer one, and two upstream sources can fill one row independently.
+  New source columns are added to the table (MERGE schema evolution).
+- `append_once`: a plain append Delta skips when the same (writer, batch) already committed:
+  the cheap idempotent write for a streaming batch (one Spark job; a MERGE runs about ten).
+- `process_new_rows`: feed the rows appended to Delta tables since the last call to a function,
+  using Structured Streaming with `trigger(availableNow=True)` and a checkpoint: progress is
+  tracked by Delta version, never by a timestamp column, and a call with nothing new runs no
+  batch and commits nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Callable, Iterator, Mapping, Sequence
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from gridcast.medallion.sql import sql_name
+from gridcast.storage import LocalTableStore, TableStore
+from gridcast.tables import Table
+
+# The column `process_new_rows` adds to every streamed row: the qualified name of its source table.
+SOURCE_COLUMN = "_source_table"
+
+# Delta session settings used for one write at a time (see `session_conf`).
+_TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
+_TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+MERGE_MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
+
+
+# --- dedupe ------------------------------------------------------------------------------------
+
+def latest_per_key(df: DataFrame, key: Sequence[str], order: Sequence[str]) -> DataFrame:
+    """One row per `key`: the greatest by `order` (compared left to right, nulls lowest).
+
+    Args:
+        df: rows, possibly several per key.
+        key: the columns that identify a row.
+        order: the columns that rank revisions, most significant first; put a content column
+            (e.g. a payload hash) last to make ties deterministic.
+
+    Returns:
+        `df` with one row per key and the same columns.
+    """
+    window = Window.partitionBy(*key).orderBy(*[F.col(c).desc_nulls_last() for c in order])
+    rank = "__revision_rank"
+    return df.withColumn(rank, F.row_number().over(window)).filter(F.col(rank) == 1).drop(rank)
+
+
+# --- newest-revision MERGE -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RevisionGroup:
+    """Columns one upstream source owns and revises together.
+
+    A target row's group is replaced by the incoming one when the incoming row carries the group
+    (its first `order` column is not null) and is newer: `order` compared left to right, a null
+    in the target being older than anything. Equal on every `order` column: the target is kept.
+    Columns named in `columns` or starting with one of `prefixes` belong to the group, whether
+    they exist in the batch, in the table or both: a group column the newer revision lacks
+    becomes null.
+    """
+
+    name: str
+    order: tuple[str, ...]
+    columns: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+
+    def owns(self, column: str) -> bool:
+        return column in self.columns or column in self.order or column.startswith(self.prefixes)
+
+    def newer(self, source: str = "s", target: str = "t") -> str:
+        """SQL: the incoming row has this group and it is newer than the target's."""
+        if not self.order:
+            return "true"
+        newer = "false"
+        # "s > t lexicographically", built from the least significant column up.
+        for column in reversed(self.order):
+            s, t = f"{source}.{sql_name(column)}", f"{target}.{sql_name(column)}"
+            newer = f"({t} IS NULL OR {s} > {t} OR ({s} = {t} AND {newer}))"
+        return f"({source}.{sql_name(self.order[0])} IS NOT NULL AND {newer})"
+
+
+@dataclass(frozen=True)
+class MergeMetrics:
+    inserted: int = 0
+    updated: int = 0
+
+    def __add__(self, other: "MergeMetrics") -> "MergeMetrics":
+        return MergeMetrics(self.inserted + other.inserted, self.updated + other.updated)
+
+
+def merge_revisions(
+    spark: SparkSession,
+    store: TableStore,
+    table: Table,
+    updates: DataFrame,
+    *,
+    groups: Sequence[RevisionGroup] | None = None,
+    on_match: Mapping[str, str] | None = None,
+) -> MergeMetrics:
+    """MERGE `updates` into `table` on its key, keeping the newest revision of each group.
+
+    Args:
+        updates: at most one row per key (see `latest_per_key`), deterministic (it is read
+            twice; materialise it first if computing it again could give other rows).
+        groups: the revision groups; None = one group owning every non-key column, always
+            newer (a plain upsert).
+        on_match: SQL expressions (`s.` = incoming, `t.` = target) for columns combined on every
+            match whichever side is newer, e.g. `least(t.first_seen, s.first_seen)`. On insert
+            these columns take the incoming value.
+
+    Every column of `updates` must be a key column, owned by a group or in `on_match`. A group
+    whose first `order` column is not in `updates` is left as it is. Table columns that are none
+    of these (e.g. generated columns) are left to Delta.
+
+    Returns:
+        Rows inserted and updated.
+
+    Raises:
+        ValueError: a column of `updates` belongs to no group, or the table has no key.
+    """
+    if not table.key:
+        raise ValueError(f"{table} has no key to MERGE on")
+    on_match = dict(on_match or {})
+    key = list(table.key)
+    source_columns = updates.columns
+    if groups is None:
+        owned = tuple(c for c in source_columns if c not in key and c not in on_match)
+        groups = (RevisionGroup("all", order=(), columns=owned),)
+    target_columns = set(store.read(spark, table).columns)
+    orphans = [c for c in source_columns
+               if c not in key and c not in on_match and not any(g.owns(c) for g in groups)]
+    if orphans:
+        raise ValueError(f"MERGE into {table}: column(s) {', '.join(orphans)} belong to no revision group")
+
+    # A group the batch does not carry at all (e.g. no power rows in it) keeps the table's values.
+    groups = [g for g in groups if not g.order or g.order[0] in source_columns]
+    # SQL text: one string per column, parsed by Spark, rather than thousands of small calls.
+    assignments: dict[str, str] = {}
+    for group in groups:
+        newer = group.newer()
+        for column in sorted(c for c in set(source_columns) | target_columns if group.owns(c)):
+            incoming = f"s.{sql_name(column)}" if column in source_columns else "NULL"
+            current = f"t.{sql_name(column)}" if column in target_columns else "NULL"
+            assignments[column] = f"CASE WHEN {newer} THEN {incoming} ELSE {current} END"
+    assignments.update(on_match)
+    changed = [f"NOT (t.{sql_name(c)} <=> ({e}))" for c, e in on_match.items()]
+    update_when = " OR ".join([g.newer() for g in groups] + changed)
+    condition = " AND ".join(f"t.{sql_name(c)} = s.{sql_name(c)}" for c in key)
+    # The source is read twice (matching, then writing) and is deterministic: no need for Delta
+    # to materialise it first (one Spark job fewer).
+    with session_conf(spark, MERGE_MATERIALIZE_SOURCE, "none"):
+        result = (
+            store.delta_table(spark, table).alias("t")
+            .merge(updates.alias("s"), condition)
+            .whenMatchedUpdate(condition=update_when, set=assignments)
+            .whenNotMatchedInsert(values={c: f"s.{sql_name(c)}" for c in source_columns})
+            .withSchemaEvolution()
+            .execute()
+            .collect()[0]
+        )
+    return MergeMetrics(inserted=result["num_inserted_rows"], updated=result["num_updated_rows"])
+
+
+@contextmanager
+def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set a Spark session configuration for the duration of a block (one write), then restore it."""
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, previous)
+
+
+def append_once(spark: SparkSession, store: TableStore, table: Table, rows: DataFrame, *,
+                writer: str, version: int) -> None:
+    """Append `rows` unless `writer` already committed `version` (or a later one) to `table`.
+
+    Delta keeps the newest version per writer id in the table's log (idempotent writes) and
+    skips a write whose version is not newer. Give every stream its own writer id (see
+    `Batch.writer`) and the batch id as version: a batch re-run after a crash appends once.
+    """
+    with session_conf(spark, _TXN_APP_ID, writer), session_conf(spark, _TXN_VERSION, str(version)):
+        store.append(rows, table)
+
+
+# --- incremental reads ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Batch:
+    """One micro-batch of new source rows, as `process_new_rows` hands it over."""
+
+    rows: DataFrame
+    id: int  # the same when a batch interrupted by a crash is re-run
+    query_id: str  # the stream's id: stable for the life of its checkpoint
+
+    def writer(self, table: Table) -> str:
+        """A writer id for `append_once` into `table`, unique to this stream and table."""
+        return f"{self.query_id}:{table.qualified_name}"
+
+
+@dataclass
+class IncrementalRun:
+    """What one `process_new_rows` call did."""
+
+    batches: int = 0
+    # Per source table that had new rows: the Delta version read up to (inclusive).
+    versions: dict[Table, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _read_stream(spark: SparkSession, store: TableStore, table: Table) -> DataFrame:
+    # A path-based table streams by path, a catalog table by name (`delta.`<path>`` is refused).
+    reader = spark.readStream.format("delta")
+    if isinstance(store, LocalTableStore):
+        return reader.load(store.identifier(table))
+    return reader.table(store.identifier(table))
+
+
+def _version_read(end_offset: str | None) -> int | None:
+    """The last Delta version a stream has fully read, from its end offset.
+
+    A Delta source offset points at the next file to read: `reservoirVersion` v with `index` -1
+    means every version before v has been read.
+    """
+    if not end_offset:
+        return None
+    offset = json.loads(end_offset)
+    version, index = int(offset["reservoirVersion"]), int(offset.get("index", -1))
+    return version - 1 if index == -1 else version
+
+
+def process_new_rows(
+    spark: SparkSession,
+    store: TableStore,
+    sources: Sequence[Table],
+    checkpoint: str,
+    process: Callable[[Batch], None],
+    *,
+    name: str,
+) -> IncrementalRun:
+    """Call `process(batch)` on the rows appended to `sources` since the last call.
+
+    The sources are read as Delta streams, unioned by column name (missing columns are null;
+    `SOURCE_COLUMN` names each row's table), and processed with `trigger(availableNow=True)`:
+    everything new at call time, then stop. The checkpoint directory remembers which Delta
+    versions were processed; it belongs to this (target, sources) pair: changing the set of
+    sources needs a new checkpoint. `process` must be idempotent per batch (a batch interrupted
+    by a crash is re-run with the same id): MERGE-based writes are, appends via `append_once`.
+    `name` must be unique among the session's active streams.
+
+    The sources must be append-only (a Delta stream refuses updates and deletes).
+
+    Returns:
+        Batches processed, and per source that had new rows the Delta version read up to.
+    """
+    started = time.monotonic()
+    streams = [_read_stream(spark, store, t).withColumn(SOURCE_COLUMN, F.lit(t.qualified_name)) for t in sources]
+    union = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), streams)
+
+    def run_batch(rows: DataFrame, batch_id: int) -> None:
+        # The query is active while its batch runs (listed by the session that started it, not
+        # by the batch's own session); its id survives restarts from the checkpoint.
+        query_id = next(str(q.id) for q in spark.streams.active if q.name == name)
+        process(Batch(rows, batch_id, query_id))
+
+    query = (
+        union.writeStream.queryName(name)
+        .foreachBatch(run_batch)
+        .option("checkpointLocation", checkpoint)
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    run = IncrementalRun()
+    for progress in query.recentProgress:
+        # Progress lists the sources in the order they appear in the plan: the union's order.
+        # (Its row counts come from the plan's metrics, which a batch read several times inflates:
+        # a source advanced when its offset moved.)
+        advanced = {table: source for table, source in zip(sources, progress["sources"])
+                    if source.get("endOffset") and source.get("endOffset") != source.get("startOffset")}
+        if not advanced:
+            continue
+        run.batches += 1
+        for table, source in advanced.items():
+            version = _version_read(source["endOffset"])
+            if version is not None:
+                run.versions[table] = version
+    run.seconds = time.monotonic() - started
+    return run

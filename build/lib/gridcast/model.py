@@ -1,0 +1,788 @@
+"""The forecaster: chronological split, gradient boosting, conformal intervals, baselines, metrics.
+
+Input is the point-in-time frame: one row per (issued_at T, horizon h), features as known at T,
+`target` = the final carbon intensity at T + h. `train_forecaster` turns it into a `TrainResult`
+(fitted model, per-horizon intervals, metrics of the model and of the naive baselines on the same
+test rows); `log_training` records that result in the active MLflow run and registers the model.
+
+Metric names (the same in every run; `hh` is a two-digit hour, `<m>` one of mae, rmse, mape,
+mase_m24, bias):
+- model, overall: `<m>`, `skill`, `coverage_p10_p90`, `interval_width`;
+- model, per horizon: `<m>_hhh` (e.g. `mae_h07`), `skill_hhh`, `coverage_p10_p90_hhh`,
+  `interval_width_hhh`; per hour of day of the target (local): `mae_hodhh`;
+- baseline `<b>`: `baseline.<b>.<m>` and `baseline.<b>.mae_hhh`;
+- counts: `rows.train`, `rows.calibration`, `rows.test`, `rows.test_dropped_baseline_nan`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
+
+from gridcast.config import ConfigError
+from gridcast.errors import GridcastError
+from gridcast.frame import FrameError
+from gridcast.settings import settings_from_mapping
+
+KEY_COLUMNS = ("zone", "issued_at", "horizon", "datetime")
+TARGET = "target"
+# Naive forecasts as known at T, each one frame column.
+BASELINES: dict[str, str] = {
+    "persistence": "ci_last",
+    "seasonal_naive": "ci_same_hour_last_day",
+    "weekly_naive": "ci_target_m168",
+    "same_hour_mean_7d": "ci_same_hour_mean_7d",
+}
+DEFAULT_BLOCKS = ((1, 6), (7, 12), (13, 24), (25, 48), (49, 72))
+MODEL_KINDS = ("pooled", "blocks")
+TARGET_MODES = ("residual", "direct")
+METRICS = ("mae", "rmse", "mape", "mase_m24", "bias")
+PREDICTION_COLUMNS = ("prediction", "p10", "p90")
+
+
+class NotEnoughDataError(GridcastError):
+    """The frame covers too few hours to split into train, calibration, gaps and test."""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Estimator choice and hyper-parameters (Hydra group `model/`).
+
+    `kind`: `pooled` = one model over all horizons with h as a feature; `blocks` = one model per
+    horizon block (blocks clipped to the forecast horizon). `target`: `residual` learns
+    target - base (base = `residual_base`, then `ci_last`, then the training mean where unknown);
+    `direct` learns the target itself.
+    """
+
+    kind: str = "pooled"
+    target: str = "direct"
+    residual_base: str = "ci_same_hour_last_day"
+    blocks: tuple[tuple[int, int], ...] = DEFAULT_BLOCKS
+    max_iter: int = 300
+    learning_rate: float = 0.05
+    max_leaf_nodes: int = 31
+    min_samples_leaf: int = 40
+    l2_regularization: float = 1.0
+    seed: int = 42
+    # OpenMP threads for fit and predict (0 = one per core). One by default: on the shared
+    # 2-core machine, OpenMP's spinning threads made the GR-year fit and its permutation
+    # importance 14x slower under load (docs/decisions/0016).
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ConfigError(f"model.threads must be >= 0 (0 = all cores), got {self.threads}")
+        if self.kind not in MODEL_KINDS:
+            raise ConfigError(
+                f"model.kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}"
+            )
+        if self.target not in TARGET_MODES:
+            raise ConfigError(
+                f"model.target must be one of {', '.join(TARGET_MODES)}, got {self.target!r}"
+            )
+        object.__setattr__(self, "blocks", tuple((int(a), int(b)) for a, b in self.blocks))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> "ModelSettings":
+        return settings_from_mapping(cls, values, "model")
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """Window sizes, in days of issue hours, newest last: train | calibration | test.
+
+    Between train and calibration and between calibration and test there is a gap of H hours:
+    no target of an earlier window reaches the next window's first issue hour.
+    `folds` > 1 gives walk-forward folds, each test window `test_days` before the next.
+    """
+
+    min_train_days: int = 28
+    calibration_days: int = 14
+    test_days: int = 14
+    folds: int = 1
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> "SplitSettings":
+        return settings_from_mapping(cls, values, "train.split")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything `train_forecaster` needs besides the frame."""
+
+    horizon: int = 24
+    model: ModelSettings = field(default_factory=ModelSettings)
+    split: SplitSettings = field(default_factory=SplitSettings)
+    interval_lower: float = 0.1
+    interval_upper: float = 0.9
+    importance_rows: int = 2000
+    importance_repeats: int = 3
+    plot_days: int = 14
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.horizon <= 72:
+            raise ConfigError(f"horizon must be between 1 and 72, got {self.horizon}")
+        if not 0 < self.interval_lower < self.interval_upper < 1:
+            raise ConfigError(
+                "interval levels need 0 < interval_lower < interval_upper < 1, got "
+                f"{self.interval_lower}, {self.interval_upper}"
+            )
+        if min(self.split.calibration_days, self.split.test_days, self.split.folds) < 1:
+            raise ConfigError(
+                "split.calibration_days, split.test_days and split.folds must be >= 1"
+            )
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> "TrainSettings":
+        return settings_from_mapping(cls, values, "train")
+
+
+# ---------------------------------------------------------------------------------------- split
+
+
+@dataclass(frozen=True)
+class Split:
+    """One chronological split of the labelled frame rows."""
+
+    train: pd.DataFrame
+    calibration: pd.DataFrame
+    test: pd.DataFrame
+    calibration_start: pd.Timestamp
+    test_start: pd.Timestamp
+    test_end: pd.Timestamp
+
+
+def hours_needed(horizon: int, split: SplitSettings) -> int:
+    """Issue hours a frame must span for one split: the three windows plus two gaps of H."""
+    return 24 * (split.min_train_days + split.calibration_days + split.test_days) + 2 * horizon
+
+
+def chronological_split(
+    frame: pd.DataFrame, horizon: int, split: SplitSettings, end: pd.Timestamp | None = None
+) -> Split:
+    """Split labelled rows by issue time: train | gap | calibration | gap | test.
+
+    Args:
+        frame: point-in-time frame rows (unlabelled rows are dropped here).
+        horizon: H; the gaps are H hours long.
+        split: window sizes.
+        end: last issue hour of the test window (default: the newest labelled issue hour).
+
+    Returns:
+        The three windows. Every training target is at least H hours before the first calibration
+        issue hour, and every training or calibration target at least H hours before the first
+        test issue hour.
+    """
+    labelled = frame[frame[TARGET].notna()]
+    if labelled.empty:
+        raise NotEnoughDataError(
+            f"need at least {hours_needed(horizon, split)} hours of labelled issue times, "
+            "have 0 (no row has a known target)"
+        )
+    test_end = labelled["issued_at"].max() if end is None else end
+    labelled = labelled[labelled["issued_at"] <= test_end]
+    first = labelled["issued_at"].min()
+    available = int((test_end - first) / pd.Timedelta(hours=1)) + 1
+    needed = hours_needed(horizon, split)
+    if available < needed:
+        raise NotEnoughDataError(
+            f"need at least {needed} hours of labelled issue times (train {split.min_train_days} d"
+            f" + calibration {split.calibration_days} d + test {split.test_days} d + 2 gaps of "
+            f"{horizon} h), have {available}"
+        )
+    gap = pd.Timedelta(hours=horizon)
+    test_start = test_end - pd.Timedelta(days=split.test_days) + pd.Timedelta(hours=1)
+    calibration_start = test_start - gap - pd.Timedelta(days=split.calibration_days)
+    test = labelled[labelled["issued_at"] >= test_start]
+    calibration = labelled[
+        (labelled["issued_at"] >= calibration_start) & (labelled["datetime"] <= test_start - gap)
+    ]
+    train = labelled[labelled["datetime"] <= calibration_start - gap]
+    return Split(train, calibration, test, calibration_start, test_start, test_end)
+
+
+def walk_forward_splits(frame: pd.DataFrame, horizon: int, split: SplitSettings) -> list[Split]:
+    """`split.folds` chronological splits, oldest first, test windows `test_days` apart.
+
+    Raises:
+        NotEnoughDataError: if the oldest fold does not fit in the frame.
+    """
+    newest = frame.loc[frame[TARGET].notna(), "issued_at"].max()
+    ends = [newest - pd.Timedelta(days=split.test_days * k) for k in range(split.folds)]
+    return [chronological_split(frame, horizon, split, end) for end in reversed(ends)]
+
+
+# ------------------------------------------------------------------------------------- features
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    """Model inputs: `horizon` and every column except the keys and the target, frame order.
+
+    Raises:
+        FrameError: if a key or the target is missing, or an input column is not numeric/bool.
+    """
+    missing = [c for c in (*KEY_COLUMNS, TARGET) if c not in frame.columns]
+    if missing:
+        raise FrameError(
+            f"frame lacks column(s) {missing}; a point-in-time frame has {KEY_COLUMNS}"
+        )
+    columns = ["horizon"] + [c for c in frame.columns if c not in (*KEY_COLUMNS, TARGET)]
+    bad = [
+        c for c in columns
+        if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
+    ]
+    if bad:
+        raise FrameError(f"model input column(s) {bad} are neither numeric nor boolean")
+    return columns
+
+
+def to_model_input(frame: pd.DataFrame, columns: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    """The model's input: `columns` as float64 (booleans 0/1, missing as NaN), in that order.
+
+    Every input is a double in the model signature, so that an integer column that gains a NaN
+    (and becomes float) in a later frame still matches it.
+
+    Raises:
+        FrameError: if a column the model was fitted with is missing.
+    """
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise FrameError(f"frame lacks model input column(s) {missing}")
+    return pd.DataFrame(
+        {c: pd.to_numeric(frame[c].astype("float64"), errors="raise") for c in columns},
+        index=frame.index,
+    )
+
+
+# ------------------------------------------------------------------------------------- estimator
+
+
+def horizon_blocks(settings: ModelSettings, horizon: int) -> list[tuple[int, int]]:
+    """The horizon blocks a model fits: one block 1..H when pooled, else the blocks clipped to H."""
+    if settings.kind == "pooled":
+        return [(1, horizon)]
+    blocks = [(lo, min(hi, horizon)) for lo, hi in settings.blocks if lo <= horizon]
+    covered = {h for lo, hi in blocks for h in range(lo, hi + 1)}
+    if covered != set(range(1, horizon + 1)):
+        raise ConfigError(f"model.blocks {settings.blocks} do not cover horizons 1..{horizon}")
+    return blocks
+
+
+class Forecaster(BaseEstimator, RegressorMixin):
+    """Gradient-boosted forecaster over frame inputs (`to_model_input`), one model per block.
+
+    A scikit-learn regressor, so `permutation_importance` and `clone` work on it.
+    """
+
+    def __init__(self, settings: ModelSettings = ModelSettings(), horizon: int = 24):
+        self.settings = settings
+        self.horizon = horizon
+
+    def _base(self, X: pd.DataFrame) -> np.ndarray:
+        if self.settings.target == "direct":
+            return np.zeros(len(X))
+        base = X[self.settings.residual_base]
+        if "ci_last" in X.columns:
+            base = base.fillna(X["ci_last"])
+        return base.fillna(self.fallback_level_).to_numpy()
+
+    def _threads(self):
+        threads = getattr(self.settings, "threads", 0)
+        return threadpool_limits(limits=threads or None, user_api="openmp")
+
+    def fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray) -> "Forecaster":
+        with self._threads():
+            return self._fit(X, y)
+
+    def _fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray) -> "Forecaster":
+        s = self.settings
+        if s.target == "residual" and s.residual_base not in X.columns:
+            raise FrameError(f"model.residual_base {s.residual_base!r} is not a model input")
+        y = np.asarray(y, dtype="float64")
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.fallback_level_ = float(np.mean(y))
+        residual = y - self._base(X)
+        horizons = X["horizon"].to_numpy()
+        self.blocks_ = horizon_blocks(s, self.horizon)
+        self.estimators_ = []
+        for lo, hi in self.blocks_:
+            rows = (horizons >= lo) & (horizons <= hi)
+            if not rows.any():
+                raise NotEnoughDataError(f"no training rows for horizons {lo}..{hi}")
+            estimator = HistGradientBoostingRegressor(
+                max_iter=s.max_iter,
+                learning_rate=s.learning_rate,
+                max_leaf_nodes=s.max_leaf_nodes,
+                min_samples_leaf=s.min_samples_leaf,
+                l2_regularization=s.l2_regularization,
+                early_stopping=False,
+                random_state=s.seed,
+            )
+            self.estimators_.append(estimator.fit(X[rows], residual[rows]))
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        horizons = X["horizon"].to_numpy()
+        outside = ~((horizons >= 1) & (horizons <= self.horizon))
+        if outside.any():
+            raise FrameError(
+                f"horizon {horizons[outside][0]:g} is outside this model's 1..{self.horizon}"
+            )
+        X = X[list(self.feature_names_in_)]
+        prediction = self._base(X).astype("float64")
+        with self._threads():
+            for (lo, hi), estimator in zip(self.blocks_, self.estimators_):
+                rows = (horizons >= lo) & (horizons <= hi)
+                if rows.any():
+                    prediction[rows] += estimator.predict(X[rows])
+        return prediction
+
+
+# ------------------------------------------------------------------------------------- intervals
+
+
+def conformal_bounds(residuals: np.ndarray, lower: float, upper: float) -> tuple[float, float]:
+    """Split-conformal offsets from calibration residuals (target - prediction).
+
+    With n residuals sorted r(1) <= ... <= r(n), the upper offset is r(ceil((n + 1) * upper)) and
+    the lower offset r(floor((n + 1) * lower)): each one-sided bound then holds with probability
+    at least `upper` (resp. 1 - `lower`) for an exchangeable new residual, so the band
+    [prediction + lower offset, prediction + upper offset] covers at least upper - lower.
+
+    Raises:
+        NotEnoughDataError: if n is too small for those order statistics to exist.
+    """
+    r = np.sort(np.asarray(residuals, dtype="float64")[~np.isnan(residuals)])
+    n = len(r)
+    k_hi = math.ceil((n + 1) * upper)
+    k_lo = math.floor((n + 1) * lower)
+    if k_hi > n or k_lo < 1:
+        need = next(
+            m for m in range(1, 10**6)
+            if math.ceil((m + 1) * upper) <= m and math.floor((m + 1) * lower) >= 1
+        )
+        raise NotEnoughDataError(
+            f"conformal interval needs at least {need} calibration residuals, have {n}"
+        )
+    return float(r[k_lo - 1]), float(r[k_hi - 1])
+
+
+def calibrate_intervals(
+    horizons: np.ndarray, residuals: np.ndarray, horizon: int, lower: float, upper: float
+) -> pd.DataFrame:
+    """Per-horizon conformal offsets: a frame indexed by horizon 1..H with `lower`, `upper`."""
+    rows = []
+    for h in range(1, horizon + 1):
+        try:
+            lo, hi = conformal_bounds(residuals[horizons == h], lower, upper)
+        except NotEnoughDataError as error:
+            raise NotEnoughDataError(f"horizon {h}: {error}") from None
+        rows.append((h, lo, hi))
+    return pd.DataFrame(rows, columns=["horizon", "lower", "upper"]).set_index("horizon")
+
+
+def interval_coverage(actual: np.ndarray, p10: np.ndarray, p90: np.ndarray) -> float:
+    """Share of actuals inside [p10, p90], bounds included."""
+    actual = np.asarray(actual, dtype="float64")
+    return float(np.mean((actual >= np.asarray(p10)) & (actual <= np.asarray(p90))))
+
+
+# --------------------------------------------------------------------------------------- metrics
+
+
+def seasonal_scale(train: pd.DataFrame) -> float:
+    """In-sample MAE of the 24-hour seasonal naive on the training targets (MASE scale).
+
+    Uses the hourly series of training targets (one value per datetime): mean |y(t) - y(t-24h)|
+    over the hours where both are known.
+    """
+    series = train.drop_duplicates("datetime").set_index("datetime")[TARGET].sort_index()
+    previous = series.reindex(series.index - pd.Timedelta(hours=24)).to_numpy()
+    scale = float(np.nanmean(np.abs(series.to_numpy() - previous)))
+    if not np.isfinite(scale) or scale == 0:
+        raise NotEnoughDataError("training targets give no 24-hour seasonal naive error to scale")
+    return scale
+
+
+def point_metrics(actual: np.ndarray, forecast: np.ndarray, scale: float) -> dict[str, float]:
+    """mae, rmse, mape (percent, over non-zero actuals), mase_m24, bias (forecast - actual)."""
+    actual = np.asarray(actual, dtype="float64")
+    error = np.asarray(forecast, dtype="float64") - actual
+    nonzero = actual != 0
+    mae = float(np.mean(np.abs(error)))
+    return {
+        "mae": mae,
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mape": float(100 * np.mean(np.abs(error[nonzero] / actual[nonzero]))),
+        "mase_m24": mae / scale,
+        "bias": float(np.mean(error)),
+    }
+
+
+def scored_rows(test: pd.DataFrame) -> pd.DataFrame:
+    """The test rows every forecast is scored on: target and every baseline known.
+
+    A row where any baseline is unknown at T is left out of every score (the model's too), so
+    model and baselines are always compared on identical rows; the number left out is reported.
+    """
+    missing = [c for c in BASELINES.values() if c not in test.columns]
+    if missing:
+        raise FrameError(f"frame lacks baseline column(s) {missing}")
+    known = test[TARGET].notna()
+    for column in BASELINES.values():
+        known &= test[column].notna()
+    return test[known]
+
+
+def evaluate_forecasts(scored: pd.DataFrame, scale: float) -> tuple[dict[str, float], pd.DataFrame]:
+    """Metrics of the model (columns prediction, p10, p90) and every baseline on `scored` rows.
+
+    Returns:
+        The flat metric dict (names in the module docstring) and the per-horizon table (one row
+        per horizon: the model's metrics, coverage, width, skill and each baseline's MAE).
+    """
+    actual = scored[TARGET].to_numpy()
+    metrics = point_metrics(actual, scored["prediction"].to_numpy(), scale)
+    baseline_mae = {}
+    for name, column in BASELINES.items():
+        for metric, value in point_metrics(actual, scored[column].to_numpy(), scale).items():
+            metrics[f"baseline.{name}.{metric}"] = value
+        baseline_mae[name] = metrics[f"baseline.{name}.mae"]
+    metrics["skill"] = 1 - metrics["mae"] / min(baseline_mae.values())
+    metrics["coverage_p10_p90"] = interval_coverage(actual, scored["p10"], scored["p90"])
+    metrics["interval_width"] = float(np.mean(scored["p90"] - scored["p10"]))
+
+    table_rows = []
+    for h, rows in scored.groupby("horizon", sort=True):
+        y = rows[TARGET].to_numpy()
+        row = {"horizon": int(h), "rows": len(rows), **point_metrics(y, rows["prediction"], scale)}
+        for name, column in BASELINES.items():
+            row[f"baseline.{name}.mae"] = float(np.mean(np.abs(rows[column].to_numpy() - y)))
+        row["skill"] = 1 - row["mae"] / min(row[f"baseline.{n}.mae"] for n in BASELINES)
+        row["coverage_p10_p90"] = interval_coverage(y, rows["p10"], rows["p90"])
+        row["interval_width"] = float(np.mean(rows["p90"] - rows["p10"]))
+        table_rows.append(row)
+    table = pd.DataFrame(table_rows)
+    for row in table_rows:
+        suffix = f"_h{row['horizon']:02d}"
+        for metric in ("mae", "rmse", "bias", "skill", "coverage_p10_p90", "interval_width"):
+            metrics[metric + suffix] = row[metric]
+        for name in BASELINES:
+            metrics[f"baseline.{name}.mae{suffix}"] = row[f"baseline.{name}.mae"]
+    if "hour_local" in scored.columns:
+        error = (scored["prediction"] - scored[TARGET]).abs()
+        for hour, value in error.groupby(scored["hour_local"].astype(int)).mean().items():
+            metrics[f"mae_hod{hour:02d}"] = float(value)
+    return metrics, table
+
+
+def error_by_hour_of_day(scored: pd.DataFrame) -> pd.DataFrame:
+    """MAE of the model and each baseline by the target's local hour of day."""
+    hour = scored["hour_local"].astype(int).rename("hour_local")
+    columns = {"model": scored["prediction"], **{n: scored[c] for n, c in BASELINES.items()}}
+    errors = pd.DataFrame({n: (f - scored[TARGET]).abs() for n, f in columns.items()})
+    return errors.groupby(hour).mean().reset_index()
+
+
+# ------------------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What training produced: the fitted forecaster, its intervals and how it scored."""
+
+    zone: str
+    settings: TrainSettings
+    forecaster: Forecaster
+    feature_columns: tuple[str, ...]
+    intervals: pd.DataFrame
+    split: Split
+    scored_test: pd.DataFrame
+    metrics: dict[str, float]
+    horizon_table: pd.DataFrame
+    hour_table: pd.DataFrame
+    mase_scale: float
+    best_baseline: str
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`prediction`, `p10`, `p90` for frame rows (index kept)."""
+        return predict_with_intervals(self.forecaster, self.intervals, self.feature_columns, frame)
+
+    def evaluation_rows(self) -> pd.DataFrame:
+        """The scored test rows as stored for the registry gate: keys, inputs, baselines, target.
+
+        Baseline columns are kept even when they are not model inputs (left out because never
+        known in the training rows): the gate scores each baseline from its column.
+        """
+        columns = [*KEY_COLUMNS, *self.feature_columns[1:]]
+        columns += [c for c in BASELINES.values() if c not in columns]
+        return self.scored_test[[*columns, TARGET]]
+
+
+def predict_with_intervals(
+    forecaster: Forecaster,
+    intervals: pd.DataFrame,
+    columns: tuple[str, ...] | list[str],
+    frame: pd.DataFrame,
+) -> pd.DataFrame:
+    """Point forecast plus the horizon's conformal offsets, as a frame with PREDICTION_COLUMNS."""
+    X = to_model_input(frame, columns)
+    prediction = forecaster.predict(X)
+    offsets = intervals.reindex(X["horizon"].astype(int).to_numpy())
+    return pd.DataFrame(
+        {
+            "prediction": prediction,
+            "p10": prediction + offsets["lower"].to_numpy(),
+            "p90": prediction + offsets["upper"].to_numpy(),
+        },
+        index=frame.index,
+    )
+
+
+def _check_frame(frame: pd.DataFrame, horizon: int) -> str:
+    feature_columns(frame)
+    zones = frame["zone"].unique()
+    if len(zones) != 1:
+        raise FrameError(f"train one zone at a time; frame has zones {sorted(map(str, zones))}")
+    if frame["horizon"].max() > horizon or frame["horizon"].min() < 1:
+        raise FrameError(
+            f"frame horizons {frame['horizon'].min()}..{frame['horizon'].max()} are outside "
+            f"1..{horizon}"
+        )
+    if frame.duplicated(["issued_at", "horizon"]).any():
+        raise FrameError("frame has duplicate (issued_at, horizon) rows")
+    return str(zones[0])
+
+
+def train_forecaster(frame: pd.DataFrame, settings: TrainSettings = TrainSettings()) -> TrainResult:
+    """Split, fit, calibrate intervals, then score the model and the baselines on the test rows.
+
+    Args:
+        frame: the point-in-time frame of one zone (contract in the module docstring).
+        settings: horizon, estimator, window sizes, interval levels.
+
+    Returns:
+        The fitted result; nothing is logged (see `log_training`).
+
+    Raises:
+        NotEnoughDataError: the frame spans fewer hours than the split needs.
+        FrameError: the frame breaks the contract.
+    """
+    zone = _check_frame(frame, settings.horizon)
+    split = chronological_split(frame, settings.horizon, settings.split)
+    # An input never known in the training rows (a zone without a power breakdown or weather)
+    # carries nothing, and HistGradientBoosting cannot bin an all-missing column: leave it out.
+    columns = [c for c in feature_columns(frame) if split.train[c].notna().any()]
+    forecaster = Forecaster(settings.model, settings.horizon).fit(
+        to_model_input(split.train, columns), split.train[TARGET]
+    )
+    calibration_input = to_model_input(split.calibration, columns)
+    residuals = split.calibration[TARGET].to_numpy() - forecaster.predict(calibration_input)
+    intervals = calibrate_intervals(
+        calibration_input["horizon"].to_numpy(), residuals, settings.horizon,
+        settings.interval_lower, settings.interval_upper,
+    )
+    scored = scored_rows(split.test)
+    if scored.empty:
+        raise NotEnoughDataError("no test row has its target and every baseline known")
+    scored = pd.concat(
+        [scored, predict_with_intervals(forecaster, intervals, columns, scored)], axis=1
+    )
+    scale = seasonal_scale(split.train)
+    metrics, table = evaluate_forecasts(scored, scale)
+    metrics.update({
+        "rows.train": len(split.train),
+        "rows.calibration": len(split.calibration),
+        "rows.test": len(scored),
+        "rows.test_dropped_baseline_nan": int(split.test[TARGET].notna().sum() - len(scored)),
+    })
+    best = min(BASELINES, key=lambda name: metrics[f"baseline.{name}.mae"])
+    hours = error_by_hour_of_day(scored) if "hour_local" in scored.columns else pd.DataFrame()
+    return TrainResult(
+        zone=zone, settings=settings, forecaster=forecaster, feature_columns=tuple(columns),
+        intervals=intervals, split=split, scored_test=scored, metrics=metrics,
+        horizon_table=table, hour_table=hours, mase_scale=scale, best_baseline=best,
+    )
+
+
+def permutation_importances(result: TrainResult) -> pd.DataFrame:
+    """Permutation importance (increase in MAE) of each input on a sample of the test rows."""
+    from sklearn.inspection import permutation_importance
+
+    s = result.settings
+    sample = result.scored_test.sample(
+        n=min(s.importance_rows, len(result.scored_test)), random_state=s.model.seed
+    )
+    importance = permutation_importance(
+        result.forecaster, to_model_input(sample, result.feature_columns), sample[TARGET],
+        scoring="neg_mean_absolute_error", n_repeats=s.importance_repeats,
+        random_state=s.model.seed,
+    )
+    return (
+        pd.DataFrame({
+            "feature": result.feature_columns,
+            "mae_increase": importance.importances_mean,
+            "std": importance.importances_std,
+        })
+        .sort_values("mae_increase", ascending=False)
+        .reset_index(drop=True)
+    )
+
+
+def settings_params(settings: TrainSettings) -> dict[str, Any]:
+    """Flat MLflow params from the settings (`model.max_iter`, `split.test_days`, ...)."""
+    params: dict[str, Any] = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, (ModelSettings, SplitSettings)):
+            for sub in fields(value):
+                params[f"{f.name}.{sub.name}"] = getattr(value, sub.name)
+        else:
+            params[f.name] = value
+    return params
+
+
+# ------------------------------------------------------------------------------------ MLflow I/O
+
+
+class ForecastModel(mlflow.pyfunc.PythonModel):
+    """The registered artifact: `predict(frame rows)` -> `prediction`, `p10`, `p90`.
+
+    Input: frame rows with the model's input columns as float64 (`to_model_input`); extra
+    columns such as the keys are ignored.
+    """
+
+    def __init__(self, forecaster: Forecaster, intervals: pd.DataFrame, columns: tuple[str, ...]):
+        self.forecaster = forecaster
+        self.intervals = intervals
+        self.columns = tuple(columns)
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return predict_with_intervals(
+            self.forecaster, self.intervals, self.columns, model_input
+        ).reset_index(drop=True)
+
+
+def pyfunc_model(result: TrainResult) -> ForecastModel:
+    """The result as an `mlflow.pyfunc.PythonModel`: forecaster, input columns, intervals."""
+    return ForecastModel(result.forecaster, result.intervals, result.feature_columns)
+
+
+@dataclass(frozen=True)
+class LoggedForecaster:
+    """Where `log_training` put the model: run, model URI and, when registered, name and version."""
+
+    run_id: str
+    model_uri: str
+    name: str | None
+    version: str | None
+
+
+EVALUATION_ROWS_ARTIFACT = "evaluation/test_rows.parquet"
+
+
+def _pip_requirements() -> list[str]:
+    import sklearn
+
+    # Pinned explicitly: inferring them would run the model in a subprocess on every log.
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"scikit-learn=={sklearn.__version__}",
+        f"pandas=={pd.__version__}",
+        f"numpy=={np.__version__}",
+    ]
+
+
+def log_training(
+    result: TrainResult,
+    *,
+    registered_model_name: str | None = None,
+    artifact_name: str = "model",
+    plots: bool = True,
+) -> LoggedForecaster:
+    """Log the result into the active MLflow run and (optionally) register the model.
+
+    Logs params (`settings_params`, plus `zone`, `best_baseline`, feature count), every metric,
+    `evaluation/per_horizon.csv`, `evaluation/by_hour_of_day.csv`, `evaluation/intervals.csv`,
+    `evaluation/permutation_importance.csv`, the scored test rows (`EVALUATION_ROWS_ARTIFACT`,
+    which the registry gate re-scores), the plots under `plots/`, and the pyfunc model with
+    signature and input example.
+
+    Returns:
+        The run id, model URI and the registered version read from the returned ModelInfo.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from mlflow.models import infer_signature
+
+    run = mlflow.active_run()
+    if run is None:
+        raise GridcastError("log_training needs an active MLflow run (mlflow.start_run())")
+    mlflow.log_params({
+        **settings_params(result.settings),
+        "zone": result.zone,
+        "best_baseline": result.best_baseline,
+        "features.count": len(result.feature_columns),
+        "split.train_start": result.split.train["issued_at"].min().isoformat(),
+        "split.test_start": result.split.test_start.isoformat(),
+        "split.test_end": result.split.test_end.isoformat(),
+        "split.calibration_start": result.split.calibration_start.isoformat(),
+    })
+    mlflow.log_metrics({k: float(v) for k, v in result.metrics.items()})
+    mlflow.log_metric("mase_scale", result.mase_scale)
+    importance = permutation_importances(result)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        (out / "evaluation").mkdir()
+        result.horizon_table.to_csv(out / "evaluation" / "per_horizon.csv", index=False)
+        result.hour_table.to_csv(out / "evaluation" / "by_hour_of_day.csv", index=False)
+        result.intervals.to_csv(out / "evaluation" / "intervals.csv")
+        importance.to_csv(out / "evaluation" / "permutation_importance.csv", index=False)
+        (out / "evaluation" / "features.txt").write_text("\n".join(result.feature_columns) + "\n")
+        result.evaluation_rows().to_parquet(out / EVALUATION_ROWS_ARTIFACT, index=False)
+        mlflow.log_artifacts(str(out / "evaluation"), artifact_path="evaluation")
+        if plots:
+            from gridcast.plots import save_training_plots
+
+            (out / "plots").mkdir()
+            save_training_plots(result, importance, out / "plots")
+            mlflow.log_artifacts(str(out / "plots"), artifact_path="plots")
+
+    example_rows = result.scored_test.head(5)
+    example = to_model_input(example_rows, result.feature_columns).reset_index(drop=True)
+    signature = infer_signature(example, result.predict(example_rows).reset_index(drop=True))
+    info = mlflow.pyfunc.log_model(
+        name=artifact_name,
+        python_model=pyfunc_model(result),
+        signature=signature,
+        input_example=example,
+        registered_model_name=registered_model_name,
+        pip_requirements=_pip_requirements(),
+    )
+    version = info.registered_model_version
+    return LoggedForecaster(
+        run_id=run.info.run_id,
+        model_uri=info.model_uri,
+        name=registered_model_name,
+        version=None if version is None else str(version),
+    )
+
+
+__all__ = [
+    "BASELINES", "EVALUATION_ROWS_ARTIFACT", "FrameError", "ForecastModel", "Forecaster",
+    "LoggedForecaster", "ModelSettings", "NotEnoughDataError", "ConfigError", "Split",
+    "SplitSettings", "TrainResult", "TrainSettings", "calibrate_intervals", "chronological_split",
+    "conformal_bounds", "evaluate_forecasts", "feature_columns", "interval_coverage",
+    "log_training", "permutation_importances", "predict_with_intervals", "pyfunc_model",
+    "to_model_input", "train_forecaster", "walk_forward_splits",
+]

@@ -1,0 +1,152 @@
+"""Where tables live: path-based Delta tables locally, Unity Catalog tables on Databricks.
+
+Steps and transforms never ask which one they run on; they get a `TableStore` chosen by the
+`storage` config group.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
+
+from gridcast.config import StorageConfig
+from gridcast.tables import Table
+
+_LOG_FILE = re.compile(r"^(\d{20})\.json$")
+
+
+class TableStore(ABC):
+    """Reads and writes logical tables as Delta tables."""
+
+    @abstractmethod
+    def identifier(self, table: Table) -> str:
+        """The table's path (local) or three-part name (Databricks)."""
+
+    @abstractmethod
+    def delta_table(self, spark: SparkSession, table: Table) -> DeltaTable: ...
+
+    @abstractmethod
+    def exists(self, spark: SparkSession, table: Table) -> bool: ...
+
+    @abstractmethod
+    def read(self, spark: SparkSession, table: Table, version: int | None = None) -> DataFrame: ...
+
+    @abstractmethod
+    def _builder(self, spark: SparkSession, table: Table):  # noqa: ANN202 - DeltaTableBuilder
+        ...
+
+    @abstractmethod
+    def _save(self, writer: DataFrameWriter, table: Table) -> None:
+        """Run a configured Delta writer against the table."""
+
+    def append(self, df: DataFrame, table: Table) -> None:
+        """Append rows, creating the table (with its declared properties) on first write."""
+        # Table properties given as writer options are set when the append creates the table.
+        self._save(df.write.format("delta").mode("append").options(**table.properties), table)
+
+    def replace(self, df: DataFrame, table: Table) -> None:
+        """Replace the table's rows and schema with `df` (a new version; history kept)."""
+        writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        self._save(writer.options(**table.properties), table)
+
+    def version(self, spark: SparkSession, table: Table) -> int | None:
+        """The table's current Delta version, or None if it does not exist."""
+        if not self.exists(spark, table):
+            return None
+        return self.delta_table(spark, table).history(1).collect()[0]["version"]
+
+    def ensure(self, spark: SparkSession, table: Table) -> None:
+        """Create the table with its declared schema and properties if it does not exist."""
+        if table.schema is None:
+            raise ValueError(f"{table} has no declared schema to create it from")
+        builder = self._builder(spark, table).addColumns(table.schema)
+        for key, value in table.properties.items():
+            builder = builder.property(key, value)
+        if table.description:
+            builder = builder.comment(table.description)
+        builder.execute()
+
+
+class LocalTableStore(TableStore):
+    """Path-based Delta tables under `<root>/<layer>/<name>`, readable by any Delta reader."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def identifier(self, table: Table) -> str:
+        return str(self.root / table.layer / table.name)
+
+    def delta_table(self, spark: SparkSession, table: Table) -> DeltaTable:
+        return DeltaTable.forPath(spark, self.identifier(table))
+
+    def exists(self, spark: SparkSession, table: Table) -> bool:
+        return (Path(self.identifier(table)) / "_delta_log").is_dir()
+
+    def version(self, spark: SparkSession, table: Table) -> int | None:
+        # The newest commit file names the version: no Spark job needed.
+        log_dir = Path(self.identifier(table)) / "_delta_log"
+        if not log_dir.is_dir():
+            return None
+        versions = [int(m.group(1)) for p in log_dir.iterdir() if (m := _LOG_FILE.match(p.name))]
+        return max(versions) if versions else None
+
+    def read(self, spark: SparkSession, table: Table, version: int | None = None) -> DataFrame:
+        reader = spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(self.identifier(table))
+
+    def _builder(self, spark: SparkSession, table: Table):  # noqa: ANN202
+        return DeltaTable.createIfNotExists(spark).location(self.identifier(table))
+
+    def _save(self, writer: DataFrameWriter, table: Table) -> None:
+        writer.save(self.identifier(table))
+
+
+class UnityCatalogTableStore(TableStore):
+    """Managed tables `<catalog>.<schema>.<layer>_<name>` (Databricks).
+
+    One schema holds every layer, so one grant and one `storage.schema` per deployment; the
+    layer stays in the table name because the bare names collide across layers
+    (`bronze.weather_forecast_data`, `silver.weather_forecast_data`).
+    """
+
+    def __init__(self, catalog: str, schema: str):
+        self.catalog, self.schema = catalog, schema
+
+    def identifier(self, table: Table) -> str:
+        return f"{self.catalog}.{self.schema}.{table.layer}_{table.name}"
+
+    def delta_table(self, spark: SparkSession, table: Table) -> DeltaTable:
+        return DeltaTable.forName(spark, self.identifier(table))
+
+    def exists(self, spark: SparkSession, table: Table) -> bool:
+        return spark.catalog.tableExists(self.identifier(table))
+
+    def read(self, spark: SparkSession, table: Table, version: int | None = None) -> DataFrame:
+        reader = spark.read
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.table(self.identifier(table))
+
+    def _builder(self, spark: SparkSession, table: Table):  # noqa: ANN202
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.catalog}.{self.schema}")
+        return DeltaTable.createIfNotExists(spark).tableName(self.identifier(table))
+
+    def _save(self, writer: DataFrameWriter, table: Table) -> None:
+        writer.saveAsTable(self.identifier(table))
+
+
+def table_store(config: StorageConfig) -> TableStore:
+    """The store the `storage` config group chose."""
+    if config.kind == "local":
+        assert config.root is not None  # validated by load_config
+        return LocalTableStore(config.root)
+    if config.kind == "databricks":
+        assert config.catalog is not None and config.schema is not None  # validated by load_config
+        return UnityCatalogTableStore(config.catalog, config.schema)
+    raise ValueError(f"unknown storage kind {config.kind!r}")
