@@ -32,10 +32,14 @@ target-hour history as known at T
     (NaN when not known at T, e.g. still in the future for h > 24);
     `ci_same_hour_last_day`: the newest known value among T + h - 24 k, k = 1 ..
     `same_hour_search_days` (the seasonal naive: t - 24, or t - 48 when t - 24 is not known);
-    `ci_same_hour_mean_7d`: the mean of the `same_hour_days` (7) newest of those known values.
+    `ci_same_hour_mean_7d`: the mean of the `same_hour_days` (7) newest of those known values;
+    `ci_same_hour_d2` .. `ci_same_hour_d7`: the 2nd .. 7th newest of them;
+    `ci_profile_1d`: `ci_last` + (`ci_same_hour_last_day` - hour L - 24 as known), the last day's
+    movement from L to the target's hour carried from the level now; `ci_profile_7d`: the same
+    with the 7-day same-hour mean and the mean of L - 24 k, k = 1..7.
 rolling, over the hours [L - 23, L] and [L - 167, L] as known at T
-    `ci_mean_24h`, `ci_min_24h`, `ci_max_24h`, `ci_std_24h` (sample std, ddof 1) and the same
-    with `_168h`. Unknown hours contribute nothing; NaN when none is known (std: fewer than two).
+    `ci_mean_24h`, `ci_min_24h`, `ci_max_24h`, `ci_std_24h` (sample std, ddof 1),
+    `ci_q10_24h`, `ci_q90_24h` (linear-interpolated quantiles) and the same with `_168h`. Unknown hours contribute nothing; NaN when none is known (std: fewer than two).
 weather at T + h
     `<location>_<var>` for each zone location (`location_prefix` of gold) and each of
     `FrameSettings.weather_variables`; `weather_lead_h`: hours from the vintage's `fetched_at` to
