@@ -84,8 +84,17 @@ class ModelSettings:
     # Training rows weigh 0.5 ** (age / half-life), age in days before the newest training
     # issue hour (0 = every row weighs the same).
     recency_half_life_days: float = 0.0
+    # Fit on the rows of every n-th training issue hour: neighbouring issue hours share all but
+    # one hour of history, so a stride cuts fit time at little cost (docs/decisions/0017).
+    train_issue_stride_h: int = 1
+    # Give the trees carbon-intensity levels as differences from `ci_last` (the level now), so
+    # a season with levels the training window never saw is not one big leaf.
+    relative_levels: bool = False
 
     def __post_init__(self) -> None:
+        if self.train_issue_stride_h < 1:
+            raise ConfigError(
+                f"model.train_issue_stride_h must be >= 1, got {self.train_issue_stride_h}")
         if self.recency_half_life_days < 0:
             raise ConfigError("model.recency_half_life_days must be >= 0 (0 = uniform weights), "
                               f"got {self.recency_half_life_days}")
@@ -291,6 +300,13 @@ def horizon_blocks(settings: ModelSettings, horizon: int) -> list[tuple[int, int
     return blocks
 
 
+def is_level_column(name: str) -> bool:
+    """A carbon-intensity level input (`ci_lag_1h`, `ci_mean_24h`, `ci_profile_1d`, ...), as
+    opposed to `ci_last` itself, an age or a spread."""
+    return (name.startswith("ci_") and name != "ci_last" and not name.startswith("ci_std_")
+            and name != "ci_last_age_h")
+
+
 class Forecaster(BaseEstimator, RegressorMixin):
     """Gradient-boosted forecaster over frame inputs (`to_model_input`), one model per block.
 
@@ -336,6 +352,16 @@ class Forecaster(BaseEstimator, RegressorMixin):
             base = base.fillna(X["ci_last"])
         return base.fillna(self.fallback_level_).to_numpy()
 
+    def _trees_input(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The inputs the trees see: with `relative_levels`, every carbon-intensity level column
+        as its difference from `ci_last`."""
+        if not getattr(self.settings, "relative_levels", False) or "ci_last" not in X.columns:
+            return X
+        levels = [c for c in X.columns if is_level_column(c)]
+        relative = X.copy()
+        relative[levels] = X[levels].sub(X["ci_last"], axis=0)
+        return relative
+
     def _threads(self):
         threads = getattr(self.settings, "threads", 0)
         return threadpool_limits(limits=threads or None, user_api="openmp")
@@ -356,6 +382,7 @@ class Forecaster(BaseEstimator, RegressorMixin):
         if s.target == "residual" and s.residual_base == BLEND:
             self._fit_blend(X, y)
         residual = y - self._base(X)
+        trees_input = self._trees_input(X)
         horizons = X["horizon"].to_numpy()
         self.blocks_ = horizon_blocks(s, self.horizon)
         self.estimators_ = []
@@ -373,7 +400,8 @@ class Forecaster(BaseEstimator, RegressorMixin):
                 random_state=s.seed,
             )
             weight = None if sample_weight is None else np.asarray(sample_weight)[rows]
-            self.estimators_.append(estimator.fit(X[rows], residual[rows], sample_weight=weight))
+            self.estimators_.append(
+                estimator.fit(trees_input[rows], residual[rows], sample_weight=weight))
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -385,11 +413,12 @@ class Forecaster(BaseEstimator, RegressorMixin):
             )
         X = X[list(self.feature_names_in_)]
         prediction = self._base(X).astype("float64")
+        trees_input = self._trees_input(X)
         with self._threads():
             for (lo, hi), estimator in zip(self.blocks_, self.estimators_):
                 rows = (horizons >= lo) & (horizons <= hi)
                 if rows.any():
-                    prediction[rows] += estimator.predict(X[rows])
+                    prediction[rows] += estimator.predict(trees_input[rows])
         return prediction
 
 
@@ -642,12 +671,17 @@ def fit_split(split: Split, settings: TrainSettings) -> FittedForecaster:
     """
     if split.train.empty:
         raise NotEnoughDataError("no training rows before the calibration window")
+    stride = settings.model.train_issue_stride_h
+    train = split.train
+    if stride > 1:
+        hours = (train["issued_at"] - train["issued_at"].max()) // pd.Timedelta(hours=1)
+        train = train[hours % stride == 0]
     # An input never known in the training rows (a zone without a power breakdown or weather)
     # carries nothing, and HistGradientBoosting cannot bin an all-missing column: leave it out.
-    columns = [c for c in feature_columns(split.train) if split.train[c].notna().any()]
+    columns = [c for c in feature_columns(train) if train[c].notna().any()]
     forecaster = Forecaster(settings.model, settings.horizon).fit(
-        to_model_input(split.train, columns), split.train[TARGET],
-        recency_weights(split.train["issued_at"], settings.model.recency_half_life_days),
+        to_model_input(train, columns), train[TARGET],
+        recency_weights(train["issued_at"], settings.model.recency_half_life_days),
     )
     calibration_input = to_model_input(split.calibration, columns)
     residuals = split.calibration[TARGET].to_numpy() - forecaster.predict(calibration_input)
