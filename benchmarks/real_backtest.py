@@ -6,9 +6,10 @@
 Per case, in a fresh lake under a temporary directory (one SparkSession, one SQLite MLflow store):
 `backfill` (the portal CSVs, and for DE+weather the Open-Meteo CSV as a user weather CSV; nothing
 fetched) -> `medallion` -> `features` (weather only: observed weather in gold.historic_data) ->
-`backtest` (life-cycle intensity, H = 24, weekly retraining, forecasts issued every hour). The lag-only
-cases run with `backtest.weather=false`; DE+weather uses the observations as a perfect forecast
-(`frame.weather_fallback=observations`, rows flagged `weather_source=observed`). Prints model MAE,
+`backtest` (life-cycle intensity, H = 24, weekly retraining, forecasts issued every hour). The
+lag-only cases run with `backtest.weather=false`; DE+weather uses the observations as a perfect
+forecast (`frame.weather_fallback=observations`, rows flagged `weather_source=observed`). Prints
+model MAE,
 each baseline's MAE, skill against the best baseline and against the seasonal naive, p10-p90
 coverage, and seconds (backtest step alone, and the whole case).
 """

@@ -1,7 +1,8 @@
 """Entry point `backtest`: walk-forward forecasts of a past range into gold.backtest_results.
 
     python -m steps.backtest zone=ES backtest.start=2022-01-01 backtest.end=2023-01-01
-    mlflow run . -e backtest -P zone=ES -P overrides="backtest.start=2022-01-01 backtest.end=2023-01-01"
+    mlflow run . -e backtest -P zone=ES \
+        -P overrides="backtest.start=2022-01-01 backtest.end=2023-01-01"
 
 Reads the frame's inputs once (versions recorded), builds the frame once for the whole range,
 refits the `train` model every `backtest.retrain_days` and MERGEs each fold's forecasts. Folds

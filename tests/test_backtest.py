@@ -168,7 +168,8 @@ def test_summary_metrics_equal_a_recomputation_from_the_stored_rows(uninterrupte
                     for name in ("persistence", "seasonal_naive", "weekly_naive",
                                  "same_hour_mean_7d")}
     for name in ("persistence", "seasonal_naive", "weekly_naive"):
-        assert metrics[f"all.skill_vs_{name}"] == pytest.approx(1 - error.mean() / baseline_mae[name])
+        expected = 1 - error.mean() / baseline_mae[name]
+        assert metrics[f"all.skill_vs_{name}"] == pytest.approx(expected)
     assert metrics["all.skill"] == pytest.approx(1 - error.mean() / min(baseline_mae.values()))
     assert metrics["day1.mae"] == pytest.approx(error.mean())  # H = 6: day 1 is everything
     assert "day2.mae" not in metrics

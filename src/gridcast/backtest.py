@@ -76,9 +76,9 @@ class BacktestSettings:
     end: str | None = None
     retrain_days: int = 7
     issue_hour: int | None = None
-    train_days: int | None = 182
+    train_days: int | None = 365
     min_train_days: int = 28
-    calibration_days: int = 14
+    calibration_days: int = 7
     weather: bool = True
     flush_every_folds: int = 4
 
@@ -86,7 +86,8 @@ class BacktestSettings:
         for name in ("start", "end"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, parse_issue_hour(f"backtest.{name}", value).isoformat())
+                moment = parse_issue_hour(f"backtest.{name}", value)
+                object.__setattr__(self, name, moment.isoformat())
         if self.start is not None and self.end is not None and self.end_at <= self.start_at:
             raise ConfigError(f"backtest.end ({self.end}) must be after backtest.start "
                               f"({self.start})")
@@ -132,7 +133,8 @@ def plan_folds(settings: BacktestSettings) -> list[Fold]:
                           "(e.g. backtest.start=2022-01-01 backtest.end=2023-01-01)")
     step = pd.Timedelta(days=settings.retrain_days)
     origins = pd.date_range(settings.start_at, settings.end_at - _HOUR, freq=step)
-    return [Fold(k, origin, min(origin + step, settings.end_at)) for k, origin in enumerate(origins)]
+    return [Fold(k, origin, min(origin + step, settings.end_at))
+            for k, origin in enumerate(origins)]
 
 
 def first_issue_hour(settings: BacktestSettings, horizon: int) -> pd.Timestamp | None:

@@ -39,7 +39,8 @@ target-hour history as known at T
     with the 7-day same-hour mean and the mean of L - 24 k, k = 1..7.
 rolling, over the hours [L - 23, L] and [L - 167, L] as known at T
     `ci_mean_24h`, `ci_min_24h`, `ci_max_24h`, `ci_std_24h` (sample std, ddof 1),
-    `ci_q10_24h`, `ci_q90_24h` (linear-interpolated quantiles) and the same with `_168h`. Unknown hours contribute nothing; NaN when none is known (std: fewer than two).
+    `ci_q10_24h`, `ci_q90_24h` (linear-interpolated quantiles) and the same with `_168h`.
+    Unknown hours contribute nothing; NaN when none is known (std: fewer than two).
 weather at T + h
     `<location>_<var>` for each zone location (`location_prefix` of gold) and each of
     `FrameSettings.weather_variables`; `weather_lead_h`: hours from the vintage's `fetched_at` to

@@ -42,7 +42,8 @@ BASELINES: dict[str, str] = {
     "weekly_naive": "ci_target_m168",
     "same_hour_mean_7d": "ci_same_hour_mean_7d",
 }
-# `model.residual_base: blend`: a per-horizon least-squares mix of these naive anchors.
+# `model.residual_base: blend`: a per-horizon least-squares mix of these naive anchors (the
+# first, the level now, takes what the others leave of a total weight of one).
 BLEND = "blend"
 BLEND_ANCHORS = ("ci_last", "ci_same_hour_last_day", "ci_same_hour_mean_7d", "ci_profile_1d",
                  "ci_target_m168")
@@ -318,8 +319,9 @@ class Forecaster(BaseEstimator, RegressorMixin):
         self.horizon = horizon
 
     def _fit_blend(self, X: pd.DataFrame, y: np.ndarray) -> None:
-        """Per horizon, least-squares weights (and an intercept) of the naive anchors present,
-        on the training rows where all of them are known: the base the trees then correct."""
+        """Per horizon, least-squares weights of the naive anchors present, summing to one and
+        without an intercept (fitted as target - ci_last on anchor - ci_last), on the training
+        rows where all are known: a base that moves with the level, whatever the level is."""
         anchors = [c for c in BLEND_ANCHORS if c in X.columns]
         self.blend_anchors_ = anchors
         self.blend_weights_ = {}
@@ -327,10 +329,12 @@ class Forecaster(BaseEstimator, RegressorMixin):
         values = X[anchors].to_numpy()
         for h in np.unique(horizons):
             rows = (horizons == h) & ~np.isnan(values).any(axis=1)
-            if rows.sum() <= len(anchors) + 1:
+            if rows.sum() <= len(anchors):
                 continue
-            design = np.column_stack([values[rows], np.ones(rows.sum())])
-            self.blend_weights_[int(h)] = np.linalg.lstsq(design, y[rows], rcond=None)[0]
+            level = values[rows, :1]
+            others = np.linalg.lstsq(values[rows, 1:] - level, y[rows] - level[:, 0],
+                                     rcond=None)[0]
+            self.blend_weights_[int(h)] = np.concatenate([[1 - others.sum()], others])
 
     def _blend(self, X: pd.DataFrame) -> pd.Series:
         horizons = X["horizon"].to_numpy()
@@ -338,7 +342,7 @@ class Forecaster(BaseEstimator, RegressorMixin):
         base = np.full(len(X), np.nan)
         for h, weights in self.blend_weights_.items():
             rows = horizons == h
-            base[rows] = values[rows] @ weights[:-1] + weights[-1]
+            base[rows] = values[rows] @ weights
         return pd.Series(base, index=X.index)
 
     def _base(self, X: pd.DataFrame) -> np.ndarray:
@@ -899,7 +903,8 @@ def log_training(
 
 __all__ = [
     "BASELINES", "EVALUATION_ROWS_ARTIFACT", "FrameError", "ForecastModel", "Forecaster",
-    "FittedForecaster", "LoggedForecaster", "ModelSettings", "NotEnoughDataError", "ConfigError", "Split",
+    "FittedForecaster", "LoggedForecaster", "ModelSettings", "NotEnoughDataError", "ConfigError",
+    "Split",
     "SplitSettings", "TrainResult", "TrainSettings", "calibrate_intervals", "chronological_split",
     "conformal_bounds", "evaluate_forecasts", "feature_columns", "fit_split", "interval_coverage",
     "log_training", "permutation_importances", "predict_with_intervals", "pyfunc_model",
