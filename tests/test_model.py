@@ -265,10 +265,10 @@ def test_hydra_model_group_files_parse_into_model_settings(choice):
     assert parsed.kind == choice
     # The shipped config is the dataclass defaults but for the estimator chosen on the IT-NO
     # 2021 walk-forward (docs/decisions/0017): residual over the blend, relative levels, 150
-    # trees at learning rate 0.05, leaves of at least 200 rows.
+    # trees at learning rate 0.05, leaves of at least 200 rows, every 3rd training issue hour.
     shipped = {"target": "residual", "residual_base": "blend", "relative_levels": True,
-               "max_iter": 150, "learning_rate": 0.05,
-               "min_samples_leaf": 200} if choice == "pooled" else {}
+               "max_iter": 150, "learning_rate": 0.05, "min_samples_leaf": 200,
+               "train_issue_stride_h": 3} if choice == "pooled" else {}
     assert parsed == ModelSettings(kind=choice, **shipped)
 
 
