@@ -75,6 +75,25 @@ def rows_for(result: pd.DataFrame, issued: pd.Timestamp, drop=(TARGET,)) -> pd.D
     return result[result["issued_at"] == issued].drop(columns=list(drop)).reset_index(drop=True)
 
 
+def test_older_same_hour_values_profiles_and_rolling_quantiles_as_known_at_t():
+    # ci = 100 + i at hour i, known an hour later: at T0 (hour 200) the newest known hour is 199.
+    result = frame(history(), T0)
+    first = row(result, T0, 1)
+    assert first["ci_same_hour_last_day"] == 277.0  # hour 177
+    assert [first[f"ci_same_hour_d{d}"] for d in range(2, 8)] == [253.0, 229.0, 205.0, 181.0,
+                                                                 157.0, 133.0]
+    # A linear series: yesterday's (and last week's mean) movement from L to the target hour,
+    # carried from the level now, lands on the target exactly.
+    assert first["ci_profile_1d"] == first["target"] == 301.0
+    assert first["ci_profile_7d"] == 301.0
+    # h = 24: the same hour a day back (200) is not known at T0 yet, so the newest known one is
+    # two days back (176), the second newest three days back.
+    last = row(result, T0, 24)
+    assert last["ci_same_hour_last_day"] == 276.0 and last["ci_same_hour_d2"] == 252.0
+    assert first["ci_q10_24h"] == pytest.approx(278.3)
+    assert first["ci_q90_24h"] == pytest.approx(296.7)
+
+
 # --- the contract --------------------------------------------------------------------------------
 
 def test_columns_are_the_documented_contract_in_order():
@@ -83,8 +102,10 @@ def test_columns_are_the_documented_contract_in_order():
         "zone", "issued_at", "horizon", "datetime", "target", "ci_last", "ci_last_age_h",
         "renewable_percentage_last", "ci_lag_1h", "ci_lag_2h", "ci_lag_3h", "ci_lag_24h",
         "ci_target_m24", "ci_target_m48", "ci_target_m168", "ci_same_hour_last_day",
-        "ci_same_hour_mean_7d", "ci_mean_24h", "ci_min_24h", "ci_max_24h", "ci_std_24h",
-        "ci_mean_168h", "ci_min_168h", "ci_max_168h", "ci_std_168h", *WEATHER,
+        "ci_same_hour_mean_7d", *[f"ci_same_hour_d{d}" for d in range(2, 8)], "ci_profile_1d",
+        "ci_profile_7d", "ci_mean_24h", "ci_min_24h", "ci_max_24h", "ci_std_24h", "ci_q10_24h",
+        "ci_q90_24h", "ci_mean_168h", "ci_min_168h", "ci_max_168h", "ci_std_168h",
+        "ci_q10_168h", "ci_q90_168h", *WEATHER,
         "weather_lead_h", "weather_is_fallback", "weather_missing", "hour_local",
         "day_of_week_local", "month_local", "is_holiday", "is_weekend",
     ]

@@ -12,8 +12,8 @@ import pytest
 from forecast_frames import point_in_time_frame
 from gridcast.config import ConfigError
 from gridcast.model import (
-    BASELINES, FrameError, ModelSettings, NotEnoughDataError, SplitSettings,
-    TrainSettings,
+    BASELINES, ConfigError, Forecaster, FrameError, ModelSettings, NotEnoughDataError,
+    SplitSettings, TrainSettings, feature_columns, recency_weights, to_model_input,
     calibrate_intervals, chronological_split, conformal_bounds, interval_coverage, log_training,
     point_metrics, seasonal_scale, train_forecaster, walk_forward_splits,
 )
@@ -263,10 +263,12 @@ def test_hydra_model_group_files_parse_into_model_settings(choice):
     parsed = ModelSettings.from_mapping(OmegaConf.to_container(OmegaConf.load(path)))
 
     assert parsed.kind == choice
-    # The shipped config is the dataclass defaults but for the estimator target chosen on the
-    # GR year (docs/decisions/0016): residual over persistence, 150 trees at learning rate 0.1.
-    shipped = {"target": "residual", "residual_base": "ci_last", "max_iter": 150,
-               "learning_rate": 0.1} if choice == "pooled" else {}
+    # The shipped config is the dataclass defaults but for the estimator chosen on the IT-NO
+    # 2021 walk-forward (docs/decisions/0017): residual over the blend, relative levels, 150
+    # trees at learning rate 0.05, leaves of at least 200 rows, every 3rd training issue hour.
+    shipped = {"target": "residual", "residual_base": "blend", "relative_levels": True,
+               "max_iter": 150, "learning_rate": 0.05, "min_samples_leaf": 200,
+               "train_issue_stride_h": 3} if choice == "pooled" else {}
     assert parsed == ModelSettings(kind=choice, **shipped)
 
 
@@ -274,3 +276,44 @@ def test_an_input_never_known_in_the_training_rows_is_left_out_of_the_model(fram
     # A zone without weather or power breakdown: HistGradientBoosting cannot bin such a column.
     result = train_forecaster(frame.assign(athens_temp=np.nan), settings())
     assert "athens_temp" not in result.feature_columns and "ci_last" in result.feature_columns
+
+
+def test_the_blend_base_weighs_its_anchors_to_one_and_moves_with_the_level(frame):
+    labelled = frame[frame["target"].notna()]
+    columns = [c for c in feature_columns(labelled) if labelled[c].notna().any()]
+    X = to_model_input(labelled, columns)
+    forecaster = Forecaster(ModelSettings(target="residual", residual_base="blend", max_iter=5),
+                            HORIZON).fit(X, labelled["target"])
+    assert sorted(forecaster.blend_weights_) == list(range(1, HORIZON + 1))
+    for weights in forecaster.blend_weights_.values():
+        assert weights.sum() == pytest.approx(1.0)
+    anchors = forecaster.blend_anchors_
+    shifted = X.copy()
+    shifted[anchors] += 100.0
+    moved = forecaster._blend(shifted) - forecaster._blend(X)
+    assert np.allclose(moved.dropna(), 100.0)
+
+
+def test_relative_levels_give_the_trees_levels_minus_the_level_now_and_keep_spreads():
+    X = pd.DataFrame({"horizon": [1.0], "ci_last": [300.0], "ci_lag_24h": [280.0],
+                      "ci_same_hour_last_day": [350.0], "ci_std_24h": [12.0],
+                      "ci_last_age_h": [1.0], "hour_local": [5.0]})
+    relative = Forecaster(ModelSettings(relative_levels=True))._trees_input(X).iloc[0]
+    assert relative.to_dict() == {"horizon": 1.0, "ci_last": 300.0, "ci_lag_24h": -20.0,
+                                  "ci_same_hour_last_day": 50.0, "ci_std_24h": 12.0,
+                                  "ci_last_age_h": 1.0, "hour_local": 5.0}
+
+
+def test_recency_weights_halve_every_half_life_and_are_none_when_off():
+    issued = pd.Series(pd.to_datetime(["2022-01-01", "2022-01-11", "2022-01-21"], utc=True))
+    assert np.allclose(recency_weights(issued, 10.0), [0.25, 0.5, 1.0])
+    assert recency_weights(issued, 0.0) is None
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"train_issue_stride_h": 0}, "model.train_issue_stride_h must be >= 1"),
+    ({"recency_half_life_days": -1.0}, "model.recency_half_life_days must be >= 0"),
+])
+def test_bad_fit_options_are_config_errors(values, message):
+    with pytest.raises(ConfigError, match=message):
+        ModelSettings.from_mapping(values)

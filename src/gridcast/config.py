@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from gridcast.errors import GridcastError
 
 if TYPE_CHECKING:
+    from gridcast.backtest import BacktestSettings
     from gridcast.frame import FrameSettings
     from gridcast.model import TrainSettings
     from gridcast.monitoring import MonitorSettings
@@ -238,6 +239,7 @@ class GridcastConfig:
     serve: ServeSettings = field(repr=False)
     score: ScoreSettings = field(repr=False)
     promote: PromoteSettings = field(repr=False)
+    backtest: BacktestSettings = field(repr=False)
     main: MainSettings = field(repr=False)
 
 
@@ -474,6 +476,7 @@ def _sections(raw: dict[str, Any], horizon: int) -> dict[str, Any]:
 
     Imported here: those modules import this one (ZoneConfig, ConfigError).
     """
+    from gridcast.backtest import BacktestSettings
     from gridcast.frame import FrameSettings
     from gridcast.model import ModelSettings, TrainSettings
     from gridcast.monitoring import MonitorSettings
@@ -499,6 +502,7 @@ def _sections(raw: dict[str, Any], horizon: int) -> dict[str, Any]:
         "serve": ServeSettings.from_mapping(raw.get("serve")),
         "score": ScoreSettings.from_mapping(raw.get("score")),
         "promote": PromoteSettings.from_mapping(raw.get("promote")),
+        "backtest": settings_from_mapping(BacktestSettings, raw.get("backtest"), "backtest"),
         "main": MainSettings.from_mapping(raw.get("main")),
     }
 

@@ -32,10 +32,15 @@ target-hour history as known at T
     (NaN when not known at T, e.g. still in the future for h > 24);
     `ci_same_hour_last_day`: the newest known value among T + h - 24 k, k = 1 ..
     `same_hour_search_days` (the seasonal naive: t - 24, or t - 48 when t - 24 is not known);
-    `ci_same_hour_mean_7d`: the mean of the `same_hour_days` (7) newest of those known values.
+    `ci_same_hour_mean_7d`: the mean of the `same_hour_days` (7) newest of those known values;
+    `ci_same_hour_d2` .. `ci_same_hour_d7`: the 2nd .. 7th newest of them;
+    `ci_profile_1d`: `ci_last` + (`ci_same_hour_last_day` - hour L - 24 as known), the last day's
+    movement from L to the target's hour carried from the level now; `ci_profile_7d`: the same
+    with the 7-day same-hour mean and the mean of L - 24 k, k = 1..7.
 rolling, over the hours [L - 23, L] and [L - 167, L] as known at T
-    `ci_mean_24h`, `ci_min_24h`, `ci_max_24h`, `ci_std_24h` (sample std, ddof 1) and the same
-    with `_168h`. Unknown hours contribute nothing; NaN when none is known (std: fewer than two).
+    `ci_mean_24h`, `ci_min_24h`, `ci_max_24h`, `ci_std_24h` (sample std, ddof 1),
+    `ci_q10_24h`, `ci_q90_24h` (linear-interpolated quantiles) and the same with `_168h`.
+    Unknown hours contribute nothing; NaN when none is known (std: fewer than two).
 weather at T + h
     `<location>_<var>` for each zone location (`location_prefix` of gold) and each of
     `FrameSettings.weather_variables`; `weather_lead_h`: hours from the vintage's `fetched_at` to
@@ -334,9 +339,21 @@ def build_frame(
 
     for back in TARGET_HISTORY_HOURS:
         features[f"ci_target_m{back}"] = ci.known(target_hour - back, rank[:, None])
-    features["ci_same_hour_last_day"], features["ci_same_hour_mean_7d"] = _same_hour(
-        ci, target_hour, rank[:, None], settings
+    same_hour = _same_hour(ci, target_hour, rank[:, None], settings)
+    features["ci_same_hour_last_day"], features["ci_same_hour_mean_7d"] = same_hour[:2]
+    for day, values in enumerate(same_hour[2], start=2):
+        features[f"ci_same_hour_d{day}"] = values
+    # The last known day's profile carried to the target hour: the level now plus how the same
+    # hours moved a day (a week, on average) ago, from the hour L to the target's hour.
+    last_a_day_ago = ci.known(last - 24, rank)
+    days_ago = np.stack(
+        [ci.known(last - 24 * day, rank) for day in range(1, settings.same_hour_days + 1)]
     )
+    known_days = (~np.isnan(days_ago)).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        last_days_ago = np.where(known_days > 0, np.nansum(days_ago, axis=0) / known_days, np.nan)
+    features["ci_profile_1d"] = (per_issue["ci_last"] - last_a_day_ago)[:, None] + same_hour[0]
+    features["ci_profile_7d"] = (per_issue["ci_last"] - last_days_ago)[:, None] + same_hour[1]
 
     window = ci.known(last[:, None] - np.arange(max(ROLLING_HOURS))[None, :], rank[:, None])
     window[~has_last] = np.nan
@@ -367,7 +384,7 @@ def build_frame(
     for name, values in features.items():
         frame[name] = values.ravel()
     for hours in ROLLING_HOURS:
-        for stat in ("mean", "min", "max", "std"):
+        for stat in ("mean", "min", "max", "std", "q10", "q90"):
             frame[f"ci_{stat}_{hours}h"] = np.repeat(per_issue[f"ci_{stat}_{hours}h"], horizon)
     frame.update(weather)
     frame.update(_calendar(datetimes, zone))
@@ -375,23 +392,27 @@ def build_frame(
 
 
 def _same_hour(ci: _Column, target_hour: np.ndarray, rank: np.ndarray,
-               settings: FrameSettings) -> tuple[np.ndarray, np.ndarray]:
-    """The newest known value among the target's hour of day on the previous days, and the mean
-    of the `same_hour_days` newest known ones. One pass per day back (a handful, not per row)
-    keeps memory at one (issue hour x horizon) array per running aggregate."""
+               settings: FrameSettings) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The newest known value among the target's hour of day on the previous days, the mean
+    of the `same_hour_days` newest known ones, and the 2nd .. `same_hour_days`-th newest known
+    ones. One pass per day back (a handful, not per row) keeps memory at one (issue hour x
+    horizon) array per running aggregate."""
     newest = np.full(target_hour.shape, np.nan)
     total = np.zeros(target_hour.shape)
     count = np.zeros(target_hour.shape, dtype=np.int64)
+    older = [np.full(target_hour.shape, np.nan) for _ in range(settings.same_hour_days - 1)]
     for day in range(1, settings.same_hour_search_days + 1):
         value = ci.known(target_hour - 24 * day, rank)
         known = ~np.isnan(value)
         newest = np.where(np.isnan(newest), value, newest)
+        for k, values in enumerate(older, start=1):
+            np.copyto(values, value, where=known & (count == k))
         taken = known & (count < settings.same_hour_days)
         total += np.where(taken, value, 0.0)
         count += taken
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, total / count, np.nan)
-    return newest, mean
+    return newest, mean, older
 
 
 def _rolling(window: np.ndarray, hours: int) -> dict[str, np.ndarray]:
@@ -403,7 +424,14 @@ def _rolling(window: np.ndarray, hours: int) -> dict[str, np.ndarray]:
         mean = np.where(n > 0, filled.sum(axis=1) / n, np.nan)
         squares = np.where(known, (window - mean[:, None]) ** 2, 0.0).sum(axis=1)
         std = np.where(n > 1, np.sqrt(squares / (n - 1)), np.nan)
+    quantiles = np.full((2, len(window)), np.nan)
+    some = n > 0
+    if some.any():
+        with np.errstate(invalid="ignore"):
+            quantiles[:, some] = np.nanquantile(window[some], [0.1, 0.9], axis=1)
     return {
+        f"ci_q10_{hours}h": quantiles[0],
+        f"ci_q90_{hours}h": quantiles[1],
         f"ci_mean_{hours}h": mean,
         f"ci_min_{hours}h": np.where(n > 0, np.where(known, window, np.inf).min(axis=1), np.nan),
         f"ci_max_{hours}h": np.where(n > 0, np.where(known, window, -np.inf).max(axis=1), np.nan),

@@ -42,6 +42,11 @@ BASELINES: dict[str, str] = {
     "weekly_naive": "ci_target_m168",
     "same_hour_mean_7d": "ci_same_hour_mean_7d",
 }
+# `model.residual_base: blend`: a per-horizon least-squares mix of these naive anchors (the
+# first, the level now, takes what the others leave of a total weight of one).
+BLEND = "blend"
+BLEND_ANCHORS = ("ci_last", "ci_same_hour_last_day", "ci_same_hour_mean_7d", "ci_profile_1d",
+                 "ci_target_m168")
 DEFAULT_BLOCKS = ((1, 6), (7, 12), (13, 24), (25, 48), (49, 72))
 MODEL_KINDS = ("pooled", "blocks")
 TARGET_MODES = ("residual", "direct")
@@ -77,8 +82,23 @@ class ModelSettings:
     # 2-core machine, OpenMP's spinning threads made the GR-year fit and its permutation
     # importance 14x slower under load (docs/decisions/0016).
     threads: int = 1
+    # Training rows weigh 0.5 ** (age / half-life), age in days before the newest training
+    # issue hour (0 = every row weighs the same).
+    recency_half_life_days: float = 0.0
+    # Fit on the rows of every n-th training issue hour: neighbouring issue hours share all but
+    # one hour of history, so a stride cuts fit time at little cost (docs/decisions/0017).
+    train_issue_stride_h: int = 1
+    # Give the trees carbon-intensity levels as differences from `ci_last` (the level now), so
+    # a season with levels the training window never saw is not one big leaf.
+    relative_levels: bool = False
 
     def __post_init__(self) -> None:
+        if self.train_issue_stride_h < 1:
+            raise ConfigError(
+                f"model.train_issue_stride_h must be >= 1, got {self.train_issue_stride_h}")
+        if self.recency_half_life_days < 0:
+            raise ConfigError("model.recency_half_life_days must be >= 0 (0 = uniform weights), "
+                              f"got {self.recency_half_life_days}")
         if self.threads < 0:
             raise ConfigError(f"model.threads must be >= 0 (0 = all cores), got {self.threads}")
         if self.kind not in MODEL_KINDS:
@@ -281,6 +301,13 @@ def horizon_blocks(settings: ModelSettings, horizon: int) -> list[tuple[int, int
     return blocks
 
 
+def is_level_column(name: str) -> bool:
+    """A carbon-intensity level input (`ci_lag_1h`, `ci_mean_24h`, `ci_profile_1d`, ...), as
+    opposed to `ci_last` itself, an age or a spread."""
+    return (name.startswith("ci_") and name != "ci_last" and not name.startswith("ci_std_")
+            and name != "ci_last_age_h")
+
+
 class Forecaster(BaseEstimator, RegressorMixin):
     """Gradient-boosted forecaster over frame inputs (`to_model_input`), one model per block.
 
@@ -291,30 +318,75 @@ class Forecaster(BaseEstimator, RegressorMixin):
         self.settings = settings
         self.horizon = horizon
 
+    def _fit_blend(self, X: pd.DataFrame, y: np.ndarray) -> None:
+        """Per horizon, least-squares weights of the naive anchors present, summing to one and
+        without an intercept (fitted as target - ci_last on anchor - ci_last), on the training
+        rows where all are known: a base that moves with the level, whatever the level is."""
+        anchors = [c for c in BLEND_ANCHORS if c in X.columns]
+        self.blend_anchors_ = anchors
+        self.blend_weights_ = {}
+        horizons = X["horizon"].to_numpy()
+        values = X[anchors].to_numpy()
+        for h in np.unique(horizons):
+            rows = (horizons == h) & ~np.isnan(values).any(axis=1)
+            if rows.sum() <= len(anchors):
+                continue
+            level = values[rows, :1]
+            others = np.linalg.lstsq(values[rows, 1:] - level, y[rows] - level[:, 0],
+                                     rcond=None)[0]
+            self.blend_weights_[int(h)] = np.concatenate([[1 - others.sum()], others])
+
+    def _blend(self, X: pd.DataFrame) -> pd.Series:
+        horizons = X["horizon"].to_numpy()
+        values = X[self.blend_anchors_].to_numpy()
+        base = np.full(len(X), np.nan)
+        for h, weights in self.blend_weights_.items():
+            rows = horizons == h
+            base[rows] = values[rows] @ weights
+        return pd.Series(base, index=X.index)
+
     def _base(self, X: pd.DataFrame) -> np.ndarray:
         if self.settings.target == "direct":
             return np.zeros(len(X))
-        base = X[self.settings.residual_base]
+        if self.settings.residual_base == BLEND:
+            base = self._blend(X)
+        else:
+            base = X[self.settings.residual_base]
         if "ci_last" in X.columns:
             base = base.fillna(X["ci_last"])
         return base.fillna(self.fallback_level_).to_numpy()
+
+    def _trees_input(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The inputs the trees see: with `relative_levels`, every carbon-intensity level column
+        as its difference from `ci_last`."""
+        if not getattr(self.settings, "relative_levels", False) or "ci_last" not in X.columns:
+            return X
+        levels = [c for c in X.columns if is_level_column(c)]
+        relative = X.copy()
+        relative[levels] = X[levels].sub(X["ci_last"], axis=0)
+        return relative
 
     def _threads(self):
         threads = getattr(self.settings, "threads", 0)
         return threadpool_limits(limits=threads or None, user_api="openmp")
 
-    def fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray) -> "Forecaster":
+    def fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray,
+            sample_weight: np.ndarray | None = None) -> "Forecaster":
         with self._threads():
-            return self._fit(X, y)
+            return self._fit(X, y, sample_weight)
 
-    def _fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray) -> "Forecaster":
+    def _fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray,
+             sample_weight: np.ndarray | None) -> "Forecaster":
         s = self.settings
-        if s.target == "residual" and s.residual_base not in X.columns:
+        if s.target == "residual" and s.residual_base not in (*X.columns, BLEND):
             raise FrameError(f"model.residual_base {s.residual_base!r} is not a model input")
         y = np.asarray(y, dtype="float64")
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.fallback_level_ = float(np.mean(y))
+        if s.target == "residual" and s.residual_base == BLEND:
+            self._fit_blend(X, y)
         residual = y - self._base(X)
+        trees_input = self._trees_input(X)
         horizons = X["horizon"].to_numpy()
         self.blocks_ = horizon_blocks(s, self.horizon)
         self.estimators_ = []
@@ -331,7 +403,9 @@ class Forecaster(BaseEstimator, RegressorMixin):
                 early_stopping=False,
                 random_state=s.seed,
             )
-            self.estimators_.append(estimator.fit(X[rows], residual[rows]))
+            weight = None if sample_weight is None else np.asarray(sample_weight)[rows]
+            self.estimators_.append(
+                estimator.fit(trees_input[rows], residual[rows], sample_weight=weight))
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -343,11 +417,12 @@ class Forecaster(BaseEstimator, RegressorMixin):
             )
         X = X[list(self.feature_names_in_)]
         prediction = self._base(X).astype("float64")
+        trees_input = self._trees_input(X)
         with self._threads():
             for (lo, hi), estimator in zip(self.blocks_, self.estimators_):
                 rows = (horizons >= lo) & (horizons <= hi)
                 if rows.any():
-                    prediction[rows] += estimator.predict(X[rows])
+                    prediction[rows] += estimator.predict(trees_input[rows])
         return prediction
 
 
@@ -567,6 +642,60 @@ def _check_frame(frame: pd.DataFrame, horizon: int) -> str:
     return str(zones[0])
 
 
+@dataclass(frozen=True)
+class FittedForecaster:
+    """A forecaster fitted on a split's training rows, with its inputs and conformal intervals
+    calibrated on the split's calibration rows."""
+
+    forecaster: Forecaster
+    columns: tuple[str, ...]
+    intervals: pd.DataFrame
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`prediction`, `p10`, `p90` for frame rows (index kept)."""
+        return predict_with_intervals(self.forecaster, self.intervals, self.columns, frame)
+
+
+def recency_weights(issued_at: pd.Series, half_life_days: float) -> np.ndarray | None:
+    """0.5 ** (days before the newest issue hour / half-life) per row; None when 0 (uniform)."""
+    if not half_life_days:
+        return None
+    age_days = (issued_at.max() - issued_at) / pd.Timedelta(days=1)
+    return np.power(0.5, age_days.to_numpy(dtype="float64") / half_life_days)
+
+
+def fit_split(split: Split, settings: TrainSettings) -> FittedForecaster:
+    """Fit on `split.train`, calibrate the per-horizon intervals on `split.calibration`.
+
+    The one fitting path of `train` and `backtest`.
+
+    Raises:
+        NotEnoughDataError: no training rows for a horizon block, or too few calibration
+            residuals for the interval levels.
+    """
+    if split.train.empty:
+        raise NotEnoughDataError("no training rows before the calibration window")
+    stride = settings.model.train_issue_stride_h
+    train = split.train
+    if stride > 1:
+        hours = (train["issued_at"] - train["issued_at"].max()) // pd.Timedelta(hours=1)
+        train = train[hours % stride == 0]
+    # An input never known in the training rows (a zone without a power breakdown or weather)
+    # carries nothing, and HistGradientBoosting cannot bin an all-missing column: leave it out.
+    columns = [c for c in feature_columns(train) if train[c].notna().any()]
+    forecaster = Forecaster(settings.model, settings.horizon).fit(
+        to_model_input(train, columns), train[TARGET],
+        recency_weights(train["issued_at"], settings.model.recency_half_life_days),
+    )
+    calibration_input = to_model_input(split.calibration, columns)
+    residuals = split.calibration[TARGET].to_numpy() - forecaster.predict(calibration_input)
+    intervals = calibrate_intervals(
+        calibration_input["horizon"].to_numpy(), residuals, settings.horizon,
+        settings.interval_lower, settings.interval_upper,
+    )
+    return FittedForecaster(forecaster, tuple(columns), intervals)
+
+
 def train_forecaster(frame: pd.DataFrame, settings: TrainSettings = TrainSettings()) -> TrainResult:
     """Split, fit, calibrate intervals, then score the model and the baselines on the test rows.
 
@@ -583,18 +712,8 @@ def train_forecaster(frame: pd.DataFrame, settings: TrainSettings = TrainSetting
     """
     zone = _check_frame(frame, settings.horizon)
     split = chronological_split(frame, settings.horizon, settings.split)
-    # An input never known in the training rows (a zone without a power breakdown or weather)
-    # carries nothing, and HistGradientBoosting cannot bin an all-missing column: leave it out.
-    columns = [c for c in feature_columns(frame) if split.train[c].notna().any()]
-    forecaster = Forecaster(settings.model, settings.horizon).fit(
-        to_model_input(split.train, columns), split.train[TARGET]
-    )
-    calibration_input = to_model_input(split.calibration, columns)
-    residuals = split.calibration[TARGET].to_numpy() - forecaster.predict(calibration_input)
-    intervals = calibrate_intervals(
-        calibration_input["horizon"].to_numpy(), residuals, settings.horizon,
-        settings.interval_lower, settings.interval_upper,
-    )
+    fitted = fit_split(split, settings)
+    forecaster, columns, intervals = fitted.forecaster, list(fitted.columns), fitted.intervals
     scored = scored_rows(split.test)
     if scored.empty:
         raise NotEnoughDataError("no test row has its target and every baseline known")
@@ -784,9 +903,10 @@ def log_training(
 
 __all__ = [
     "BASELINES", "EVALUATION_ROWS_ARTIFACT", "FrameError", "ForecastModel", "Forecaster",
-    "LoggedForecaster", "ModelSettings", "NotEnoughDataError", "ConfigError", "Split",
+    "FittedForecaster", "LoggedForecaster", "ModelSettings", "NotEnoughDataError", "ConfigError",
+    "Split",
     "SplitSettings", "TrainResult", "TrainSettings", "calibrate_intervals", "chronological_split",
-    "conformal_bounds", "evaluate_forecasts", "feature_columns", "interval_coverage",
+    "conformal_bounds", "evaluate_forecasts", "feature_columns", "fit_split", "interval_coverage",
     "log_training", "permutation_importances", "predict_with_intervals", "pyfunc_model",
     "to_model_input", "train_forecaster", "walk_forward_splits",
 ]

@@ -35,7 +35,7 @@ class NoChampionError(GridcastError):
     """The registered model has no `champion` alias to score with."""
 
 
-def _issue_hour(name: str, value: str | None) -> pd.Timestamp | None:
+def parse_issue_hour(name: str, value: str | None) -> pd.Timestamp | None:
     if value is None:
         return None
     try:
@@ -77,7 +77,7 @@ class ScoreSettings:
 
     def issue_range(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
         """(start, end) as UTC timestamps, or (None, None) for the latest issue hour."""
-        return _issue_hour("score.start", self.start), _issue_hour("score.end", self.end)
+        return parse_issue_hour("score.start", self.start), parse_issue_hour("score.end", self.end)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> "ScoreSettings":

@@ -263,6 +263,34 @@ GOLD_MONITORING = Table(
 )
 GOLD_BACKTEST = Table(
     "gold", "backtest_results", key=("zone", "model_config", "fold", "issued_at", "datetime"),
+    schema=StructType([
+        StructField("zone", StringType(), False),
+        # `<kind>-<target>-<hash>` of everything that shapes the numbers (gridcast.backtest)
+        StructField("model_config", StringType(), False),
+        StructField("fold", IntegerType(), False),
+        StructField("issued_at", _UTC_TS, False),
+        StructField("datetime", _UTC_TS, False),
+        StructField("horizon", IntegerType(), False),
+        StructField("prediction", DoubleType()),
+        StructField("p10", DoubleType()),
+        StructField("p90", DoubleType()),
+        StructField("actual", DoubleType()),
+        # each naive forecast of the same row, as known at T
+        StructField("baseline_persistence", DoubleType()),
+        StructField("baseline_seasonal_naive", DoubleType()),
+        StructField("baseline_weekly_naive", DoubleType()),
+        StructField("baseline_same_hour_mean_7d", DoubleType()),
+        StructField("hour_local", IntegerType()),
+        # forecast (a vintage fetched by T) | observed (observation used as a forecast) | none
+        StructField("weather_source", StringType(), False),
+        # the fold's in-sample 24 h seasonal-naive MAE (MASE denominator)
+        StructField("mase_scale", DoubleType()),
+        StructField("fold_origin", _UTC_TS, False),
+        StructField("train_first_issued_at", _UTC_TS),
+        StructField("train_last_target", _UTC_TS),
+        StructField("calibration_last_target", _UTC_TS),
+        StructField("run_id", StringType(), False),  # the backtest run that wrote the fold
+    ]),
     description="Walk-forward backtest forecasts with their actuals, per fold and model configuration.",
 )
 GOLD_GREEN_WINDOWS = Table(
