@@ -818,14 +818,7 @@ def run_backfill(
     source_kind = source.kind
 
     def flush() -> None:
-        flush_started = time.monotonic()
-        written = buffer.flush(spark, store)
-        summary.write_seconds += time.monotonic() - flush_started
-        for table, version in written.items():
-            summary.commits += 1
-            summary.versions[table.qualified_name] = version
-            if on_commit:
-                on_commit(table, version)
+        buffer.flush_into(spark, store, summary, on_commit)
 
     def keep(chunk: Chunk, response: ApiResponse, failure: str | None) -> None:
         known = stored.get(chunk.identity, StoredAnswers())

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Hashable
+from typing import Callable, Hashable, Protocol
 
 from pyspark.sql import Column, Row, SparkSession
 from pyspark.sql import functions as F
@@ -70,6 +70,14 @@ class IngestSummary:
     write_seconds: float = 0.0  # creating and appending to the Delta tables
 
 
+class WriteCounts(Protocol):
+    """What a summary counts of its bronze writes (ingest's and backfill's)."""
+
+    write_seconds: float
+    commits: int
+    versions: dict[str, int]
+
+
 class BronzeBuffer:
     """Rows waiting to be appended, per bronze table."""
 
@@ -95,6 +103,19 @@ class BronzeBuffer:
             written[table] = store.version(spark, table)
             rows.clear()
         return written
+
+    def flush_into(self, spark: SparkSession, store: TableStore, summary: "WriteCounts",
+                   on_commit: Callable[[Table, int], None] | None = None) -> None:
+        """`flush`, counting the seconds, commits and versions in `summary` and reporting each
+        commit to `on_commit` (lineage)."""
+        started = time.monotonic()
+        written = self.flush(spark, store)
+        summary.write_seconds += time.monotonic() - started
+        for table, version in written.items():
+            summary.commits += 1
+            summary.versions[table.qualified_name] = version
+            if on_commit:
+                on_commit(table, version)
 
 
 def plan_requests(zone: ZoneConfig) -> list[Request]:
@@ -244,14 +265,7 @@ def ingest(
     report_every = max(1, total // 10)
 
     def flush() -> None:
-        flush_started = time.monotonic()
-        written = buffer.flush(spark, store)
-        summary.write_seconds += time.monotonic() - flush_started
-        for table, version in written.items():
-            summary.commits += 1
-            summary.versions[table.qualified_name] = version
-            if on_commit:
-                on_commit(table, version)
+        buffer.flush_into(spark, store, summary, on_commit)
 
     try:
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ingest") as pool:
