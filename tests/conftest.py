@@ -1,8 +1,11 @@
-"""Shared fixtures: one SparkSession for the whole test session, and per-test lake + MLflow store."""
+"""Shared fixtures: one SparkSession for the whole test session, per-test lake + MLflow store, and
+one GR lake built by the real pipeline that modules copy instead of rebuilding."""
 
 from __future__ import annotations
 
+import shutil
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,42 @@ def shared_data(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not available (../shared/data exists only beside the project)")
     return path
+
+
+REPLAYED_START = datetime(2025, 3, 10, tzinfo=timezone.utc)
+REPLAYED_END = REPLAYED_START + timedelta(days=12)
+REPLAYED_EVERY_HOURS = 6
+
+
+def stamp(moment: datetime) -> str:
+    """A UTC instant as the ISO 8601 string the Hydra overrides take."""
+    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"
+
+
+@pytest.fixture(scope="session")
+def replayed_lake(spark, tmp_path_factory) -> dict:
+    """A GR lake (bronze, silver, gold) from 12 days of replayed 6-hourly runs of a tiny recording,
+    built once per test session (ingest, medallion and features cost a minute or more). Modules
+    take their own copy with :func:`copy_replayed_lake` so that what one writes, another never
+    sees."""
+    from replay_fixtures import build_tiny_recording
+    from steps import features, ingest, medallion
+
+    root = tmp_path_factory.mktemp("replayed")
+    recording = build_tiny_recording(root / "recording", start=REPLAYED_START - timedelta(days=1),
+                                     hours=24 * 14)
+    overrides = [f"storage.root={root / 'lake'}", f"source.recording={recording.path}",
+                 f"mlflow.tracking_uri=sqlite:///{root / 'pipeline.db'}",
+                 f"ingest.start={stamp(REPLAYED_START)}", f"ingest.end={stamp(REPLAYED_END)}",
+                 f"ingest.every_hours={REPLAYED_EVERY_HOURS}"]
+    for step in (ingest, medallion, features):
+        assert step.main(overrides) == 0
+    return {"lake": root / "lake", "recording": recording}
+
+
+def copy_replayed_lake(replayed: dict, root: Path) -> Path:
+    """A private copy of the replayed lake under ``root`` (a Delta table is a directory whose log
+    holds relative paths, so a copied table is a table); returns the copy's lake directory."""
+    lake = root / "lake"
+    shutil.copytree(replayed["lake"], lake)
+    return lake

@@ -2,8 +2,8 @@
 pipeline (ingest, medallion, features on a tiny replay recording) with real Spark, Delta and
 SQLite MLflow stores; plus the pure fold arithmetic on a synthetic frame.
 
-The base lake is built once per module (8 simulated days, 6-hourly runs) and copied per scenario
-(a Delta table is a directory). Tiny settings: H = 6, two 1-day folds, 3 days of training,
+The base lake is the session's replayed lake (12 simulated days, 6-hourly runs), copied per
+scenario (a Delta table is a directory). Tiny settings: H = 6, two 1-day folds, 3 days of training,
 1 day of calibration, 20 trees. Tables are read back with delta-rs (no Spark actions).
 """
 
@@ -24,10 +24,9 @@ from gridcast.backtest import (
 )
 from gridcast.config import ConfigError, load_config
 from gridcast.model import ModelSettings, NotEnoughDataError, TrainSettings
-from replay_fixtures import build_tiny_recording
-from steps import features, ingest, medallion
+from conftest import REPLAYED_START, copy_replayed_lake
 
-START = datetime(2025, 3, 10, tzinfo=timezone.utc)
+START = REPLAYED_START
 END = START + timedelta(days=8)
 H = 6
 BACKTEST = [
@@ -42,17 +41,11 @@ def _stamp(moment: datetime) -> str:
 
 
 @pytest.fixture(scope="module")
-def base_lake(spark, tmp_path_factory):
-    """A GR lake (bronze, silver, gold) from 8 days of replayed 6-hourly runs."""
+def base_lake(replayed_lake, tmp_path_factory):
+    """This module's copy of the session's replayed GR lake (12 days of 6-hourly runs)."""
     root = tmp_path_factory.mktemp("backtest-lake")
-    recording = build_tiny_recording(root / "recording", start=START - timedelta(days=1),
-                                     hours=24 * 10)
-    base = [f"storage.root={root / 'lake'}", f"source.recording={recording.path}",
-            f"mlflow.tracking_uri=sqlite:///{root / 'pipeline.db'}",
-            f"ingest.start={_stamp(START)}", f"ingest.end={_stamp(END)}", "ingest.every_hours=6"]
-    for step in (ingest, medallion, features):
-        assert step.main(base) == 0
-    return {"root": root, "recording": recording}
+    copy_replayed_lake(replayed_lake, root)
+    return {"root": root, "recording": replayed_lake["recording"]}
 
 
 def _scenario(base_lake, name: str) -> dict:

@@ -1,7 +1,7 @@
 """train -> register -> batch_score on a lake built by the real pipeline (ingest, medallion,
 features on a tiny replay recording), with real Spark, Delta and SQLite MLflow stores.
 
-The lake is built once per module (12 simulated days, 6-hourly runs). Training uses small split
+The lake is a copy of the session's replayed lake (12 simulated days, 6-hourly runs). Training uses small split
 windows (4 + 2 + 2 days) and few trees so ~10 days suffice. The train -> register chain that
 the scoring tests need shares one MLflow store (`trained`); every failure path gets its own.
 Tables are read back with delta-rs, so assertions cost no Spark actions.
@@ -19,13 +19,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from gridcast.registry import CHALLENGER, CHAMPION
-from replay_fixtures import build_tiny_recording
+from conftest import (
+    REPLAYED_END, REPLAYED_EVERY_HOURS, REPLAYED_START, copy_replayed_lake, shared_data, stamp,
+)
 from steps import batch_score, features, ingest, medallion, register, train
-from conftest import shared_data
 
-START = datetime(2025, 3, 10, tzinfo=timezone.utc)
-END = START + timedelta(days=12)
-EVERY_HOURS = 6
+START, END, EVERY_HOURS = REPLAYED_START, REPLAYED_END, REPLAYED_EVERY_HOURS
 LAST_RUN = END - timedelta(hours=EVERY_HOURS)
 NAME = "gridcast_GR_24h"
 SMALL_TRAINING = [
@@ -35,30 +34,21 @@ SMALL_TRAINING = [
 ES_START = datetime(2021, 5, 1, tzinfo=timezone.utc)
 
 
-def _stamp(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"
-
-
 @pytest.fixture(scope="module")
-def lake(spark, tmp_path_factory):
-    """A GR lake (bronze, silver, gold) from 12 days of replayed 6-hourly runs."""
+def lake(replayed_lake, tmp_path_factory):
+    """This module's copy of the session's replayed GR lake (12 days of 6-hourly runs)."""
     root = tmp_path_factory.mktemp("train-lake")
-    recording = build_tiny_recording(root / "recording", start=START - timedelta(days=1),
-                                     hours=24 * 14)
-    base = [f"storage.root={root / 'lake'}", f"source.recording={recording.path}",
+    copy_replayed_lake(replayed_lake, root)
+    base = [f"storage.root={root / 'lake'}", f"source.recording={replayed_lake['recording'].path}",
             f"mlflow.tracking_uri=sqlite:///{root / 'pipeline.db'}"]
-    schedule = [f"ingest.start={_stamp(START)}", f"ingest.end={_stamp(END)}",
-                f"ingest.every_hours={EVERY_HOURS}"]
-    for step in (ingest, medallion, features):
-        assert step.main([*base, *schedule]) == 0
-    return {"root": root, "base": base, "recording": recording}
+    return {"root": root, "base": base}
 
 
 def _overrides(lake, tmp_path, *extra: str) -> list[str]:
     # The lake's storage and recording, this test's own MLflow store.
     storage = [o for o in lake["base"] if not o.startswith("mlflow.")]
     return [*storage, f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
-            f"ingest.start={_stamp(START)}", f"ingest.end={_stamp(END)}", *extra]
+            f"ingest.start={stamp(START)}", f"ingest.end={stamp(END)}", *extra]
 
 
 def _delta(lake, layer: str, name: str) -> deltalake.DeltaTable:
@@ -138,7 +128,7 @@ def test_batch_score_over_a_range_skips_and_counts_issue_hours_without_history(
         lake, trained, capsys):
     # Nothing is known before the first run at START: the two earlier issue hours are skipped.
     first, last = START - timedelta(hours=2), START + timedelta(hours=1)
-    overrides = [*trained["overrides"], f"score.start={_stamp(first)}", f"score.end={_stamp(last)}"]
+    overrides = [*trained["overrides"], f"score.start={stamp(first)}", f"score.end={stamp(last)}"]
     assert batch_score.main(overrides) == 0
     assert "48 rows scored, 48 skipped (history absent)" in capsys.readouterr().out
     rows = _delta(lake, "gold", "carbon_intensity_predictions").to_pandas()
@@ -174,8 +164,8 @@ def test_a_data_portal_zone_trains(lake, tmp_path, capsys):
     end = ES_START + timedelta(days=12)
     overrides = [o for o in _overrides(lake, tmp_path, *SMALL_TRAINING)
                  if not o.startswith("ingest.")]
-    overrides += ["zone=ES", f"source.portal_csv=[{portal}]", f"ingest.start={_stamp(ES_START)}",
-                  f"ingest.end={_stamp(end)}", f"ingest.every_hours={EVERY_HOURS}"]
+    overrides += ["zone=ES", f"source.portal_csv=[{portal}]", f"ingest.start={stamp(ES_START)}",
+                  f"ingest.end={stamp(end)}", f"ingest.every_hours={EVERY_HOURS}"]
     for step in (ingest, medallion, features, train):
         assert step.main(overrides) == 0
     out = capsys.readouterr().out
