@@ -22,6 +22,7 @@ from gridcast.runner import run_step
 from gridcast.sources import open_source
 from gridcast.spark import get_spark
 from gridcast.storage import table_store
+from gridcast.tables import BRONZE_TABLES
 
 
 def run(cfg: GridcastConfig) -> None:
@@ -64,6 +65,13 @@ def run(cfg: GridcastConfig) -> None:
             progress_bar=True,
             on_commit=lineage.record_write,
         )
+        # Like an ingest, a backfill leaves all three bronze tables: medallion reads them as one
+        # stream and waits until each exists, so a files-only backfill (a portal CSV, no weather)
+        # gets an empty weather table instead of a medallion that does nothing.
+        for table in BRONZE_TABLES:
+            if not store.exists(spark, table):
+                store.ensure(spark, table)
+                lineage.record_write(table, 0)
         mlflow.log_metrics(
             {
                 "chunks": summary.chunks,

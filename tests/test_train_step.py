@@ -10,7 +10,7 @@ Tables are read back with delta-rs, so assertions cost no Spark actions.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import deltalake
 import mlflow
@@ -22,7 +22,7 @@ from gridcast.registry import CHALLENGER, CHAMPION
 from conftest import (
     REPLAYED_END, REPLAYED_EVERY_HOURS, REPLAYED_START, copy_replayed_lake, shared_data, stamp,
 )
-from steps import batch_score, features, ingest, medallion, register, train
+from steps import backfill, batch_score, features, medallion, register, train
 
 START, END, EVERY_HOURS = REPLAYED_START, REPLAYED_END, REPLAYED_EVERY_HOURS
 LAST_RUN = END - timedelta(hours=EVERY_HOURS)
@@ -31,7 +31,6 @@ SMALL_TRAINING = [
     "train.split.min_train_days=4", "train.split.calibration_days=2", "train.split.test_days=2",
     "model.max_iter=40", "train.importance_rows=200", "train.importance_repeats=1",
 ]
-ES_START = datetime(2021, 5, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
@@ -159,16 +158,20 @@ def test_register_without_a_train_run_is_a_clear_error(lake, tmp_path, capsys):
     assert "error: register failed: no finished train run for GR 24h" in err
 
 
-def test_a_data_portal_zone_trains(lake, tmp_path, capsys):
+def test_a_data_portal_zone_backfilled_from_files_alone_trains(tmp_path, capsys):
+    """The README's backtesting recipe: a portal CSV backfilled with no fetch (so no weather),
+    then medallion, features and train on a fresh lake."""
     portal = shared_data("electricitymaps/ES_2021_hourly.csv")
-    end = ES_START + timedelta(days=12)
-    overrides = [o for o in _overrides(lake, tmp_path, *SMALL_TRAINING)
-                 if not o.startswith("ingest.")]
-    overrides += ["zone=ES", f"source.portal_csv=[{portal}]", f"ingest.start={stamp(ES_START)}",
-                  f"ingest.end={stamp(end)}", f"ingest.every_hours={EVERY_HOURS}"]
-    for step in (ingest, medallion, features, train):
-        assert step.main(overrides) == 0
+    two_weeks = tmp_path / "ES_2021_two_weeks.csv"
+    with portal.open(encoding="utf-8") as lines:
+        two_weeks.write_text("".join(next(lines) for _ in range(1 + 14 * 24)), encoding="utf-8")
+    overrides = [f"storage.root={tmp_path / 'lake'}",
+                 f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+                 "zone=ES", f"backfill.portal_csv=[{two_weeks}]", *SMALL_TRAINING]
+    for step in (backfill, medallion, features, train):
+        assert step.main(overrides) == 0, step.__name__
     out = capsys.readouterr().out
+    assert "bronze incomplete" not in out
     assert "registered gridcast_ES_24h v1" in out
     run = _runs("train")[0]
     assert run.data.tags["zone"] == "ES" and run.data.metrics["rows.test"] > 0
