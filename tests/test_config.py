@@ -42,6 +42,9 @@ def test_zone_choices_are_the_files_in_conf_zone():
         (["ingest.start=2025-12-24T00:30:00Z"], r"ingest.start must be on the hour"),
         (["ingest.end=2025-12-01T00:00:00Z"], r"ingest.end \(2025-12-01T00:00Z\) must be after ingest.start"),
         (["source.faults.rate=1.5"], r"source.faults.rate must be between 0 and 1"),
+        (["register.min_improvement_vs_baselines=-0.25"],
+         r"register.min_improvement_vs_baselines must be in \[0, 1\)"),
+        (["register.champion_tolerance=1"], r"register.champion_tolerance must be in \[0, 1\)"),
         (["no_such_key=1"], r"invalid configuration: Could not override 'no_such_key'"),
     ],
 )

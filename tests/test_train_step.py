@@ -31,6 +31,11 @@ SMALL_TRAINING = [
     "train.split.min_train_days=4", "train.split.calibration_days=2", "train.split.test_days=2",
     "model.max_iter=40", "train.importance_rows=200", "train.importance_repeats=1",
 ]
+# A model sized for days, not the shipped year (min leaf 200, every 3rd issue hour).
+SMALL_MODEL = [
+    "model.residual_base=ci_last", "model.relative_levels=false", "model.min_samples_leaf=40",
+    "model.learning_rate=0.1", "model.train_issue_stride_h=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -158,20 +163,28 @@ def test_register_without_a_train_run_is_a_clear_error(lake, tmp_path, capsys):
     assert "error: register failed: no finished train run for GR 24h" in err
 
 
-def test_a_data_portal_zone_backfilled_from_files_alone_trains(tmp_path, capsys):
-    """The README's backtesting recipe: a portal CSV backfilled with no fetch (so no weather),
-    then medallion, features and train on a fresh lake."""
+def test_a_portal_zone_backfilled_from_files_alone_trains_and_gates_72_hours_ahead(
+        tmp_path, capsys):
+    """The README's backtesting recipe (a portal CSV backfilled with no fetch, so no weather),
+    then medallion, features, train and register at the longest horizon, on a fresh lake."""
     portal = shared_data("electricitymaps/ES_2021_hourly.csv")
-    two_weeks = tmp_path / "ES_2021_two_weeks.csv"
+    eight_weeks = tmp_path / "ES_2021_eight_weeks.csv"
     with portal.open(encoding="utf-8") as lines:
-        two_weeks.write_text("".join(next(lines) for _ in range(1 + 14 * 24)), encoding="utf-8")
+        eight_weeks.write_text("".join(next(lines) for _ in range(1 + 56 * 24)), encoding="utf-8")
     overrides = [f"storage.root={tmp_path / 'lake'}",
                  f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
-                 "zone=ES", f"backfill.portal_csv=[{two_weeks}]", *SMALL_TRAINING]
-    for step in (backfill, medallion, features, train):
+                 "zone=ES", "horizon=72", f"backfill.portal_csv=[{eight_weeks}]",
+                 *SMALL_TRAINING, *SMALL_MODEL,
+                 # Calibration targets end H hours before the test window, test targets at the
+                 # newest hour: 4 days of each leave 24 issue hours for h = 72.
+                 "train.split.calibration_days=4", "train.split.test_days=4"]
+    for step in (backfill, medallion, features, train, register):
         assert step.main(overrides) == 0, step.__name__
     out = capsys.readouterr().out
     assert "bronze incomplete" not in out
-    assert "registered gridcast_ES_24h v1" in out
+    assert "registered gridcast_ES_72h v1" in out
     run = _runs("train")[0]
-    assert run.data.tags["zone"] == "ES" and run.data.metrics["rows.test"] > 0
+    assert run.data.tags["zone"] == "ES"
+    assert {f"mae_h{h:02d}" for h in (1, 48, 72)} <= set(run.data.metrics)
+    gate = MlflowClient().get_model_version("gridcast_ES_72h", "1").tags["gridcast.gate"]
+    assert gate in {"passed", "rejected"}

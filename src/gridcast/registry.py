@@ -18,6 +18,7 @@ from mlflow.models import MetricThreshold
 from mlflow.models.evaluation.validation import ModelValidationFailedException
 from mlflow.tracking import MlflowClient
 
+from gridcast.config import ConfigError
 from gridcast.errors import GridcastError
 from gridcast.settings import settings_from_mapping
 from gridcast.model import (
@@ -48,6 +49,14 @@ class GateSettings:
     min_improvement_vs_baselines: float = 0.01
     champion_tolerance: float = 0.0
     auto_promote: bool = True
+
+    def __post_init__(self) -> None:
+        # mlflow's MetricThreshold takes relative changes in [0, 1]; say so before it raises.
+        for name in ("min_improvement_vs_baselines", "champion_tolerance"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ConfigError(f"register.{name} must be in [0, 1) (a relative MAE "
+                                  f"reduction; 0.01 = 1 % lower), got {value}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> "GateSettings":
