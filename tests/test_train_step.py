@@ -45,7 +45,7 @@ def lake(replayed_lake, tmp_path_factory):
     copy_replayed_lake(replayed_lake, root)
     base = [f"storage.root={root / 'lake'}", f"source.recording={replayed_lake['recording'].path}",
             f"mlflow.tracking_uri=sqlite:///{root / 'pipeline.db'}"]
-    return {"root": root, "base": base}
+    return {"root": root, "base": base, "recording": replayed_lake["recording"]}
 
 
 def _overrides(lake, tmp_path, *extra: str) -> list[str]:
@@ -139,6 +139,42 @@ def test_batch_score_over_a_range_skips_and_counts_issue_hours_without_history(
     issued = set(_utc(rows["issued_at"]))
     assert {pd.Timestamp(START), pd.Timestamp(START + timedelta(hours=1))} <= issued
     assert pd.Timestamp(first) not in issued
+
+
+def test_the_frame_read_back_from_the_replayed_lake_sees_at_t_only_what_was_fetched_by_t(
+        spark, lake):
+    """Leak canaries through the real ingest, medallion and features: at an ingest hour T0 the
+    last two hours are the estimates fetched then (their finals came 2 h 13 min later) and T0
+    itself is unknown; three hours later, between ingests, nothing newer is known (a scheduled
+    fetch's rows are available when fetched, decision 0007), though the final of T0 was
+    published by then; and no weather vintage fetched after T is used."""
+    from gridcast.config import load_config
+    from gridcast.frame_inputs import build_scoring_frame, load_frame_inputs
+    from gridcast.storage import table_store
+
+    cfg = load_config(_overrides(lake, lake["root"]))
+    t0 = pd.Timestamp(START + timedelta(days=5))  # an ingest hour (every 6 h from START)
+    issue_hours = pd.DatetimeIndex([t0, t0 + pd.Timedelta(hours=3)])
+    inputs = load_frame_inputs(spark, table_store(cfg.storage), cfg.zone, horizon=24,
+                               settings=cfg.frame, start=issue_hours[0], end=issue_hours[-1])
+    frame = build_scoring_frame(inputs, cfg.zone, 24, cfg.frame, issue_hours)
+    first = frame[frame["horizon"] == 1].set_index("issued_at")
+    recording, hour = lake["recording"], pd.Timedelta(hours=1)
+
+    def ci(row: pd.Series) -> float:
+        return pytest.approx(float(row["carbon_intensity"]), abs=0.01)
+
+    at_t0 = first.loc[t0]
+    assert at_t0["ci_last_age_h"] == 1
+    assert at_t0["ci_last"] == ci(recording.estimate_row(t0 - hour))
+    assert at_t0["ci_lag_2h"] == ci(recording.estimate_row(t0 - 2 * hour))
+    assert at_t0["ci_lag_3h"] == ci(recording.final_row(t0 - 3 * hour))
+    assert at_t0["target"] == ci(recording.final_row(t0 + hour))  # the target is always final
+    later = first.loc[t0 + pd.Timedelta(hours=3)]
+    assert later["ci_last_age_h"] == 4
+    assert later["ci_last"] == ci(recording.estimate_row(t0 - hour))
+    known = frame[frame["weather_lead_h"].notna()]
+    assert len(known) > 0 and (known["weather_lead_h"] >= known["horizon"]).all()
 
 
 def test_batch_score_without_a_champion_is_a_clear_error(lake, tmp_path, capsys):
