@@ -311,6 +311,24 @@ def test_hindsight_comparison_scores_each_choice_by_what_really_happened():
     }]
 
 
+@pytest.mark.parametrize("duration_h", [1.0, 1.5, 4.0])
+def test_hindsight_comparison_picks_the_window_recommend_would_pick(duration_h):
+    # Integer-valued hours with repeated values: tied windows must go to the earliest start.
+    values = [300.0, 200.0, 100.0, 100.0, 250.0, 100.0, 100.0, 250.0, 400.0, 50.0, 60.0, 300.0]
+    rows = backtest_rows(values, values, values[::-1])
+    result = hindsight_comparison(rows, duration_h=duration_h, deadline_h=len(values))
+    for column in ("prediction", "baseline_seasonal_naive"):
+        forecast = rows.assign(prediction=rows[column], p10=rows[column], p90=rows[column],
+                               model_version="1")
+        best = recommend_windows(forecast, zone="GR", duration_h=duration_h).best
+        assert result[f"{column}_start"].tolist() == [best.start]
+    truth = candidate_windows(rows.assign(prediction=rows["actual"], p10=0.0, p90=0.0),
+                              duration_h=duration_h).set_index("start")["mean_intensity"]
+    assert result["run_now"].iloc[0] == pytest.approx(truth.iloc[0])
+    assert result["baseline_seasonal_naive"].iloc[0] == pytest.approx(
+        truth[result["baseline_seasonal_naive_start"].iloc[0]])
+
+
 def test_hindsight_comparison_skips_forecasts_without_every_actual():
     rows = backtest_rows([1.0, None, 3.0], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
     assert hindsight_comparison(rows, duration_h=1, deadline_h=3).empty

@@ -489,34 +489,43 @@ def hindsight_comparison(forecasts: pd.DataFrame, *, duration_h: float = 4.0,
     if missing:
         raise WindowError(f"forecasts lack column(s) {', '.join(missing)}")
     lead = (forecasts["datetime"] - forecasts["issued_at"]) / HOUR
-    candidates = forecasts[(lead >= 1) & (lead <= deadline_h)]
+    in_reach = (lead >= 1) & (lead <= deadline_h)
+    candidates = forecasts[in_reach].assign(_lead=lead[in_reach].round().astype(int))
     repeated = candidates.duplicated(["zone", "issued_at", "datetime"])
     if repeated.any():
         first = candidates[repeated].iloc[0]
         raise WindowError(
             f"the forecast of {first['zone']} issued {iso_z(first['issued_at'])} has more than one "
             f"row for {iso_z(first['datetime'])}: keep one fold and model config per issue")
-    rows = []
-    for (zone, issued_at), forecast in candidates.groupby(["zone", "issued_at"], sort=True):
-        values = forecast[["actual", *choosers]]
-        if len(forecast) != deadline_h or values.isna().any().any():
-            continue
-        forecast = forecast.sort_values("datetime")
-        windows = candidate_windows(_as_forecast(forecast, "actual"), duration_h=duration_h)
-        best = rank_windows(windows)["start"].iloc[0]
-        truth = windows.set_index("start")["mean_intensity"]
-        row = {"zone": zone, "issued_at": issued_at, "run_now": float(truth.iloc[0]),
-               "hindsight": float(truth[best]), "hindsight_start": best}
-        for column in choosers:
-            ranked = rank_windows(candidate_windows(_as_forecast(forecast, column),
-                                                    duration_h=duration_h))
-            start = ranked["start"].iloc[0]
-            row[column] = float(truth[start])
-            row[f"{column}_start"] = start
-        rows.append(row)
-    columns = ["zone", "issued_at", "run_now", "hindsight", *choosers, "hindsight_start",
-               *(f"{c}_start" for c in choosers)]
-    return pd.DataFrame(rows, columns=columns)
+    # One row per issue, one column per (value, lead); an issue lacking anything drops out.
+    columns = ["actual", *choosers]
+    grid = candidates.set_index(["zone", "issued_at", "_lead"])[columns].unstack("_lead")
+    grid = grid.reindex(columns=pd.MultiIndex.from_product([columns, range(1, deadline_h + 1)]))
+    grid = grid[grid.notna().all(axis=1)]
+    weights = _weights(duration_h)
+    starts = math.floor(deadline_h - duration_h + 1e-9) + 1  # candidate starts: leads 1..starts
+
+    def window_means(column: str) -> np.ndarray:
+        hourly = grid[column].to_numpy(dtype=float)
+        spans = np.lib.stride_tricks.sliding_window_view(hourly, len(weights), axis=1)
+        return spans[:, :starts] @ weights / duration_h
+
+    def first_best(means: np.ndarray) -> np.ndarray:
+        # Lowest mean; ties (TIE_TOLERANCE, as rank_windows rounds) go to the earliest start.
+        return np.argmin(means.round(9), axis=1)
+
+    truth = window_means("actual")
+    issues = np.arange(len(grid))
+    issued = grid.index.get_level_values("issued_at")
+    result = pd.DataFrame({"zone": grid.index.get_level_values("zone"), "issued_at": issued,
+                           "run_now": truth[:, 0]})
+    chosen = {"hindsight": first_best(truth)}
+    chosen.update({column: first_best(window_means(column)) for column in choosers})
+    for name, best in chosen.items():
+        result[name] = truth[issues, best]
+    for name, best in chosen.items():
+        result[f"{name}_start"] = issued + pd.to_timedelta(best + 1, unit="h")
+    return result.reset_index(drop=True)
 
 
 def savings_summary(compared: pd.DataFrame,
@@ -551,9 +560,3 @@ def savings_summary(compared: pd.DataFrame,
                                <= near_g_per_kwh).mean(),
         })
     return pd.DataFrame(rows)
-
-
-def _as_forecast(rows: pd.DataFrame, column: str) -> pd.DataFrame:
-    values = rows[column].to_numpy(dtype=float)
-    return pd.DataFrame({"datetime": rows["datetime"].reset_index(drop=True), "prediction": values,
-                         "p10": values, "p90": values})
