@@ -127,7 +127,7 @@ def plot_recommendation(forecast: pd.DataFrame, rec: Recommendation, path: Path)
         axes.axvspan(window.start, window.end, color=colour, alpha=0.18, linewidth=0, zorder=0)
         axes.hlines(window.mean_intensity, window.start, window.end, colors=colour,
                     linewidth=2.5, linestyles="--",
-                    label=f"{name} {window.start:%H:%M}–{window.end:%H:%M}: "
+                    label=f"{name} {window.start:%d %b %H:%M}–{window.end:%H:%M}: "
                           f"{window.mean_intensity:.0f} g/kWh")
     saving = (f"saves {rec.savings_g_per_kwh:.0f} g/kWh ({rec.savings_pct:.0f} %) vs running now"
               if rec.savings_pct is not None and rec.best.start != rec.run_now.start
