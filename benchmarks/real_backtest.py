@@ -2,8 +2,11 @@
 
     .venv/bin/python benchmarks/real_backtest.py                # every case
     .venv/bin/python benchmarks/real_backtest.py ES DE+weather  # some of them
+    .venv/bin/python benchmarks/real_backtest.py --workdir /tmp/real DE   # keep the lakes
 
-Per case, in a fresh lake under a temporary directory (one SparkSession, one SQLite MLflow store):
+Per case, in a fresh lake (one SparkSession, one SQLite MLflow store) under a temporary directory,
+or with `--workdir DIR` under DIR/<case>/lake, kept for `benchmarks/green_windows.py` (a rerun
+there resumes: stored folds are not fitted again):
 `backfill` (the portal CSVs, and for DE+weather the Open-Meteo CSV as a user weather CSV; nothing
 fetched) -> `medallion` -> `features` (weather only: observed weather in gold.historic_data) ->
 `backtest` (life-cycle intensity, H = 24, weekly retraining, forecasts issued every hour). The
@@ -16,6 +19,8 @@ coverage, and seconds (backtest step alone, and the whole case).
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -122,10 +127,26 @@ def run_case(case: Case, workdir: Path, tracking_uri: str) -> dict[str, float | 
     }
 
 
-def main(labels: list[str]) -> None:
-    chosen = [c for c in CASES if not labels or c.label in labels]
-    with tempfile.TemporaryDirectory(prefix="gridcast-real-backtest-") as tmp:
-        workdir = Path(tmp)
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    labels = [c.label for c in CASES]
+    parser.add_argument("cases", nargs="*", metavar="CASE",
+                        help=f"cases to run (default all): {', '.join(labels)}")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep each case's lake in WORKDIR/<case>/lake (default: a temporary "
+                             "directory, removed afterwards)")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.cases) - set(labels))
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(labels)}")
+    chosen = [c for c in CASES if not args.cases or c.label in args.cases]
+    with contextlib.ExitStack() as stack:
+        if args.workdir is None:
+            workdir = Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="gridcast-real-backtest-")))
+        else:
+            workdir = args.workdir.resolve()
+            workdir.mkdir(parents=True, exist_ok=True)
         tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
         results = [run_case(case, workdir, tracking_uri) for case in chosen]
     table = pd.DataFrame(results)
@@ -135,6 +156,10 @@ def main(labels: list[str]) -> None:
         print(f"\nlag-only, judged (without the tuning case {TUNING_CASE}): mean skill "
               f"{judged['skill'].mean():.3f}, min skill {judged['skill'].min():.3f}, coverage "
               f"{judged['coverage'].min():.3f} .. {judged['coverage'].max():.3f}")
+    if args.workdir is not None:
+        lakes = " ".join(str(workdir / case.label / "lake") for case in chosen)
+        print(f"\nlakes kept; carbon saved by green windows: "
+              f"python benchmarks/green_windows.py --lake {lakes}")
 
 
 if __name__ == "__main__":

@@ -73,11 +73,7 @@ def run(cfg: GridcastConfig) -> None:
             from gridcast.plots import plot_recommendation
 
             forecast = latest_forecast(predictions, zone, rec.model_version)
-            path = plot_recommendation(
-                forecast, rec.best.start, rec.best.end, rec.run_now.start, rec.run_now.end,
-                Path(tmp) / "green_window.png",
-                title=f"{zone}: greenest {rec.duration_h:g} h window, forecast of "
-                      f"{rec.generated_at:%Y-%m-%d %H:%M}Z")
+            path = plot_recommendation(forecast, rec, Path(tmp) / "green_window.png")
             mlflow.log_artifact(str(path), artifact_path="plots")
         _log(f"recommend {zone}: best {rec.best.start:%Y-%m-%d %H:%M}Z, "
              f"{rec.best.mean_intensity:.0f} vs {rec.run_now.mean_intensity:.0f} g/kWh now "

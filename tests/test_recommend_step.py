@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import deltalake
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -45,8 +46,8 @@ def lake(spark, tmp_path):
     return store, version
 
 
-def test_recommend_prints_one_json_object_and_stores_the_windows_once(spark, lake, isolated,
-                                                                       capsys):
+def test_recommend_prints_one_json_object_stores_the_windows_once_and_logs_the_plot(
+        spark, lake, isolated, capsys, tmp_path):
     store, version = lake
     assert recommend_step.main([*isolated, "recommend.duration_h=3", "recommend.top=2"]) == 0
     out = capsys.readouterr().out
@@ -61,6 +62,12 @@ def test_recommend_prints_one_json_object_and_stores_the_windows_once(spark, lak
     windows = deltalake.DeltaTable(store.identifier(GOLD_GREEN_WINDOWS)).to_pandas()
     assert len(windows) >= 2 and set(windows["model_version"]) == {version}
     first = store.version(spark, GOLD_GREEN_WINDOWS)
+    run = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                             filter_string="tags.step = 'recommend'")[0]
+    plot = mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
+                                               artifact_path="plots/green_window.png",
+                                               dst_path=str(tmp_path / "artifacts"))
+    assert open(plot, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
     assert recommend_step.main([*isolated, "recommend.duration_h=3", "recommend.top=2"]) == 0
     assert store.version(spark, GOLD_GREEN_WINDOWS) == first

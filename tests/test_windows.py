@@ -20,6 +20,7 @@ from gridcast.windows import (
     green_window_rows,
     latest_forecast,
     recommend_windows,
+    savings_summary,
 )
 
 T0 = pd.Timestamp("2025-03-11T00:00:00Z")
@@ -286,28 +287,99 @@ def test_settings_from_a_mapping_keep_defaults_and_refuse_unknown_keys():
         RecommendSettings.from_mapping({"duration_h": 0})
 
 
+ISSUED = pd.Timestamp("2025-06-01T00:00", tz="UTC")
+
+
+def backtest_rows(actual, prediction, seasonal, *, issued_at=ISSUED, first_lead_h=1):
+    """One issue's rows in the `gold.backtest_results` shape, hourly from issued_at + lead."""
+    hours = pd.date_range(issued_at + first_lead_h * H, periods=len(actual), freq="h")
+    return pd.DataFrame({"zone": "GR", "issued_at": issued_at, "datetime": hours,
+                         "actual": actual, "prediction": prediction,
+                         "baseline_seasonal_naive": seasonal})
+
+
 def test_hindsight_comparison_scores_each_choice_by_what_really_happened():
-    issued = pd.Timestamp("2025-06-01T00:00", tz="UTC")
-    hours = pd.date_range(issued + pd.Timedelta(hours=1), periods=6, freq="h")
-    actual = [100.0, 90.0, 50.0, 40.0, 80.0, 100.0]  # best 2-hour window starts at hour 3
-    rows = pd.DataFrame({
-        "zone": "GR", "issued_at": issued, "datetime": hours, "actual": actual,
-        "prediction": [100.0, 95.0, 60.0, 45.0, 85.0, 100.0],  # picks hour 3 too
-        "baseline_seasonal_naive": [100.0, 100.0, 100.0, 100.0, 10.0, 10.0],  # picks hour 5
-    })
-    result = hindsight_comparison(rows, duration_h=2)
+    rows = backtest_rows(
+        [100.0, 90.0, 50.0, 40.0, 80.0, 100.0],  # best 2-hour window starts at hour 3
+        [100.0, 95.0, 60.0, 45.0, 85.0, 100.0],  # picks hour 3 too
+        [100.0, 100.0, 100.0, 100.0, 10.0, 10.0])  # picks hour 5
+    result = hindsight_comparison(rows, duration_h=2, deadline_h=6)
     assert result.to_dict("records") == [{
-        "zone": "GR", "issued_at": issued, "run_now": 95.0, "hindsight": 45.0,
-        "prediction": 45.0, "baseline_seasonal_naive": 90.0,
+        "zone": "GR", "issued_at": ISSUED, "run_now": 95.0, "hindsight": 45.0,
+        "prediction": 45.0, "baseline_seasonal_naive": 90.0, "hindsight_start": ISSUED + 3 * H,
+        "prediction_start": ISSUED + 3 * H, "baseline_seasonal_naive_start": ISSUED + 5 * H,
     }]
 
 
+@pytest.mark.parametrize("duration_h", [1.0, 1.5, 4.0])
+def test_hindsight_comparison_picks_the_window_recommend_would_pick(duration_h):
+    # Integer-valued hours with repeated values: tied windows must go to the earliest start.
+    values = [300.0, 200.0, 100.0, 100.0, 250.0, 100.0, 100.0, 250.0, 400.0, 50.0, 60.0, 300.0]
+    rows = backtest_rows(values, values, values[::-1])
+    result = hindsight_comparison(rows, duration_h=duration_h, deadline_h=len(values))
+    for column in ("prediction", "baseline_seasonal_naive"):
+        forecast = rows.assign(prediction=rows[column], p10=rows[column], p90=rows[column],
+                               model_version="1")
+        best = recommend_windows(forecast, zone="GR", duration_h=duration_h).best
+        assert result[f"{column}_start"].tolist() == [best.start]
+    truth = candidate_windows(rows.assign(prediction=rows["actual"], p10=0.0, p90=0.0),
+                              duration_h=duration_h).set_index("start")["mean_intensity"]
+    assert result["run_now"].iloc[0] == pytest.approx(truth.iloc[0])
+    assert result["baseline_seasonal_naive"].iloc[0] == pytest.approx(
+        truth[result["baseline_seasonal_naive_start"].iloc[0]])
+
+
 def test_hindsight_comparison_skips_forecasts_without_every_actual():
-    issued = pd.Timestamp("2025-06-01T00:00", tz="UTC")
-    rows = pd.DataFrame({
-        "zone": "GR", "issued_at": issued,
-        "datetime": pd.date_range(issued + pd.Timedelta(hours=1), periods=3, freq="h"),
-        "actual": [1.0, None, 3.0], "prediction": [1.0, 2.0, 3.0],
-        "baseline_seasonal_naive": [1.0, 2.0, 3.0],
+    rows = backtest_rows([1.0, None, 3.0], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    assert hindsight_comparison(rows, duration_h=1, deadline_h=3).empty
+
+
+def test_hindsight_comparison_skips_a_forecast_whose_first_hour_is_missing():
+    # Without horizon 1, "run now" would silently become the second hour.
+    rows = backtest_rows([500.0, 100.0, 300.0], [500.0, 100.0, 300.0], [1.0, 2.0, 3.0])
+    complete = backtest_rows([200.0, 100.0, 300.0, 400.0], [1.0, 2.0, 3.0, 4.0],
+                             [1.0, 2.0, 3.0, 4.0], issued_at=ISSUED + 24 * H)
+    result = hindsight_comparison(pd.concat([rows.iloc[1:], complete]), duration_h=1,
+                                  deadline_h=4)
+    assert result["issued_at"].tolist() == [ISSUED + 24 * H]
+    assert result["run_now"].tolist() == [200.0]
+
+
+def test_hindsight_comparison_skips_a_day_a_chooser_cannot_forecast_for_every_choice():
+    rows = backtest_rows([300.0, 100.0], [300.0, 100.0], [None, 1.0])
+    assert hindsight_comparison(rows, duration_h=1, deadline_h=2).empty
+
+
+def test_hindsight_comparison_chooses_only_among_hours_before_the_deadline():
+    # A 48-hour forecast judged with a 24-hour deadline: the clean hour 30 is out of reach.
+    actual = [300.0] * 48
+    actual[5], actual[29] = 200.0, 10.0
+    rows = backtest_rows(actual, actual, actual)
+    result = hindsight_comparison(rows, duration_h=1, deadline_h=24)
+    assert result[["run_now", "hindsight", "prediction"]].to_dict("records") == [
+        {"run_now": 300.0, "hindsight": 200.0, "prediction": 200.0}]
+    assert result["hindsight_start"].tolist() == [ISSUED + 6 * H]
+
+
+def test_hindsight_comparison_refuses_rows_of_two_folds_for_one_issue():
+    rows = backtest_rows([1.0, 2.0], [1.0, 2.0], [1.0, 2.0])
+    with pytest.raises(WindowError, match="issued 2025-06-01T00:00:00Z has more than one row "
+                                          "for 2025-06-01T01:00:00Z: keep one fold"):
+        hindsight_comparison(pd.concat([rows, rows]), duration_h=1, deadline_h=2)
+
+
+def test_savings_summary_reports_each_choice_as_a_share_of_hindsight_savings():
+    compared = pd.DataFrame({
+        "run_now": [300.0, 200.0], "hindsight": [100.0, 100.0],
+        "prediction": [100.0, 195.0], "baseline_seasonal_naive": [250.0, 150.0],
+        "hindsight_start": [ISSUED, ISSUED], "prediction_start": [ISSUED, ISSUED + H],
+        "baseline_seasonal_naive_start": [ISSUED + H, ISSUED + H],
     })
-    assert hindsight_comparison(rows, duration_h=1).empty
+    summary = savings_summary(compared, near_g_per_kwh=10.0).set_index("choice")
+    assert summary.loc["hindsight", "share_of_hindsight"] == 1.0
+    # saved: ours 200 + 5 of run-now's 300 + 200, hindsight 200 + 100, seasonal 50 + 50
+    assert summary.loc["prediction"].to_dict() == pytest.approx({
+        "days": 2, "saved_g_per_kwh": 102.5, "saved_pct": 41.0, "share_of_hindsight": 205 / 300,
+        "same_window": 0.5, "near_hindsight": 0.5})
+    assert summary.loc["baseline_seasonal_naive", "share_of_hindsight"] == pytest.approx(1 / 3)
+    assert summary.loc["baseline_seasonal_naive", "near_hindsight"] == 0.0

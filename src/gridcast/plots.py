@@ -7,11 +7,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.dates as mdates  # noqa: E402  (the backend must be chosen first)
+import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import ScalarFormatter  # noqa: E402
 
 from gridcast.model import BASELINES, TARGET, TrainResult  # noqa: E402
+from gridcast.windows import Recommendation  # noqa: E402
 
 BASELINE_STYLE = {"linestyle": "--", "linewidth": 1.2}
 
@@ -104,20 +106,38 @@ def save_training_plots(result: TrainResult, importance: pd.DataFrame, out: Path
     return paths
 
 
-def plot_recommendation(forecast: pd.DataFrame, best_start: pd.Timestamp, best_end: pd.Timestamp,
-                        run_now_start: pd.Timestamp, run_now_end: pd.Timestamp, path: Path,
-                        title: str) -> Path:
-    """The latest forecast with its p10-p90 band, the recommended window shaded green and the
-    run-now window outlined."""
-    figure, axes = plt.subplots(figsize=(9, 4.5))
-    hours = forecast["datetime"]
-    axes.fill_between(hours, forecast["p10"], forecast["p90"], step="post", alpha=0.25,
-                      label="p10–p90")
-    axes.step(hours, forecast["prediction"], where="post", linewidth=2, label="forecast")
-    axes.axvspan(best_start, best_end, color="tab:green", alpha=0.25, label="greenest window")
-    axes.axvspan(run_now_start, run_now_end, fill=False, hatch="//", edgecolor="tab:red",
-                 label="run now")
-    axes.set(xlabel="UTC", ylabel="gCO2eq/kWh", title=title)
-    axes.legend(loc="best")
-    figure.autofmt_xdate()
+def plot_recommendation(forecast: pd.DataFrame, rec: Recommendation, path: Path) -> Path:
+    """The forecast with its p10-p90 band, the recommended window shaded green and the run-now
+    window shaded grey, each with its mean forecast intensity drawn across it.
+
+    Each value is drawn across its whole hour (up to the end of the forecast's last hour); an
+    hour the forecast lacks is left blank rather than bridged.
+    """
+    hours = pd.date_range(forecast["datetime"].min(), forecast["datetime"].max(), freq="h")
+    grid = forecast.set_index("datetime")[["prediction", "p10", "p90"]].reindex(hours)
+    # A step drawn "post" stops at its last point: repeat the last hour at its end.
+    grid.loc[hours[-1] + pd.Timedelta(hours=1)] = grid.iloc[-1]
+    figure, axes = plt.subplots(figsize=(10, 4.8))
+    axes.fill_between(grid.index, grid["p10"], grid["p90"], step="post", alpha=0.2,
+                      color="tab:blue", linewidth=0, label="p10–p90")
+    axes.step(grid.index, grid["prediction"], where="post", linewidth=2, color="tab:blue",
+              label="forecast (p50)")
+    windows = ((rec.run_now, "tab:gray", "run now"), (rec.best, "tab:green", "greenest window"))
+    for window, colour, name in windows:
+        axes.axvspan(window.start, window.end, color=colour, alpha=0.18, linewidth=0, zorder=0)
+        axes.hlines(window.mean_intensity, window.start, window.end, colors=colour,
+                    linewidth=2.5, linestyles="--",
+                    label=f"{name} {window.start:%d %b %H:%M}–{window.end:%H:%M}: "
+                          f"{window.mean_intensity:.0f} g/kWh")
+    saving = (f"saves {rec.savings_g_per_kwh:.0f} g/kWh ({rec.savings_pct:.0f} %) vs running now"
+              if rec.savings_pct is not None and rec.best.start != rec.run_now.start
+              else "running now is the greenest")
+    axes.set_title(f"{rec.zone}: greenest {rec.duration_h:g} h window from the forecast issued "
+                   f"{rec.generated_at:%Y-%m-%d %H:%M} UTC\n{saving}")
+    axes.set(xlabel="UTC", ylabel="carbon intensity (gCO2eq/kWh)")
+    axes.set_ylim(bottom=0)
+    axes.xaxis.set_major_locator(mdates.HourLocator(byhour=range(0, 24, 3)))
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M\n%d %b"))
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     return _save(figure, path)

@@ -450,46 +450,113 @@ def green_window_rows(rec: Recommendation) -> pd.DataFrame:
 
 
 def hindsight_comparison(forecasts: pd.DataFrame, *, duration_h: float = 4.0,
+                         deadline_h: int = 24,
                          choosers: Sequence[str] = ("prediction", "baseline_seasonal_naive"),
                          ) -> pd.DataFrame:
     """How much carbon each way of choosing a window really saved, against hindsight.
 
-    For each forecast (zone, issued_at) whose hours all have an `actual`: the window each
-    `chooser` column ranks best (lowest mean), the window the actuals rank best (hindsight), and
-    the actual mean intensity each choice got, next to running at the forecast's first hour.
+    Each forecast (zone, issued_at) is one decision: a `duration_h`-hour job may start on any
+    of its first `deadline_h` hours (issued_at + 1 h .. issued_at + deadline_h h) and must end
+    by the last of them. Each `chooser` column picks the window it ranks best (lowest mean, ties
+    to the earliest start, as `recommend` does); hindsight picks the window the actuals rank
+    best among the same candidates; `run_now` starts at the first hour. Every choice is scored
+    by the actual mean intensity of its window. A forecast is left out unless it has exactly
+    those hours with an actual and a value from every chooser, so every choice is judged on the
+    same days and "run now" is always the issue's first hour.
 
     Args:
         forecasts: rows with `zone`, `issued_at`, `datetime`, `actual` and the chooser columns
-            (e.g. `gold.backtest_results`: model `prediction`, `baseline_seasonal_naive`).
-        duration_h: the job's length; the deadline is the end of the forecast.
+            (e.g. `gold.backtest_results`: model `prediction`, `baseline_seasonal_naive`), one
+            row per (zone, issued_at, datetime).
+        duration_h: the job's length in hours.
+        deadline_h: hours after the issue by whose end the job must be done (<= the horizon).
         choosers: columns whose forecast picks a window.
 
     Returns:
-        One row per forecast: `zone`, `issued_at`, `run_now`, `hindsight` and one `<chooser>`
-        column each, all actual mean intensities (gCO2eq/kWh).
+        One row per complete forecast: `zone`, `issued_at`, then `run_now`, `hindsight` and one
+        column per chooser (actual mean intensities, gCO2eq/kWh), then `hindsight_start` and
+        `<chooser>_start` (the chosen windows' starts).
+
+    Raises:
+        WindowError: a forecast holds an hour twice (rows of several folds or model configs).
     """
+    if deadline_h < duration_h:
+        raise WindowError(f"deadline_h ({deadline_h}) is shorter than the {duration_h:g} h job",
+                          parameter="deadline_h")
+    choosers = list(choosers)
+    missing = [c for c in ("zone", "issued_at", "datetime", "actual", *choosers)
+               if c not in forecasts.columns]
+    if missing:
+        raise WindowError(f"forecasts lack column(s) {', '.join(missing)}")
+    lead = (forecasts["datetime"] - forecasts["issued_at"]) / HOUR
+    in_reach = (lead >= 1) & (lead <= deadline_h)
+    candidates = forecasts[in_reach].assign(_lead=lead[in_reach].round().astype(int))
+    repeated = candidates.duplicated(["zone", "issued_at", "datetime"])
+    if repeated.any():
+        first = candidates[repeated].iloc[0]
+        raise WindowError(
+            f"the forecast of {first['zone']} issued {iso_z(first['issued_at'])} has more than one "
+            f"row for {iso_z(first['datetime'])}: keep one fold and model config per issue")
+    # One row per issue, one column per (value, lead); an issue lacking anything drops out.
+    columns = ["actual", *choosers]
+    grid = candidates.set_index(["zone", "issued_at", "_lead"])[columns].unstack("_lead")
+    grid = grid.reindex(columns=pd.MultiIndex.from_product([columns, range(1, deadline_h + 1)]))
+    grid = grid[grid.notna().all(axis=1)]
+    weights = _weights(duration_h)
+    starts = math.floor(deadline_h - duration_h + 1e-9) + 1  # candidate starts: leads 1..starts
+
+    def window_means(column: str) -> np.ndarray:
+        hourly = grid[column].to_numpy(dtype=float)
+        spans = np.lib.stride_tricks.sliding_window_view(hourly, len(weights), axis=1)
+        return spans[:, :starts] @ weights / duration_h
+
+    def first_best(means: np.ndarray) -> np.ndarray:
+        # Lowest mean; ties (TIE_TOLERANCE, as rank_windows rounds) go to the earliest start.
+        return np.argmin(means.round(9), axis=1)
+
+    truth = window_means("actual")
+    issues = np.arange(len(grid))
+    issued = grid.index.get_level_values("issued_at")
+    result = pd.DataFrame({"zone": grid.index.get_level_values("zone"), "issued_at": issued,
+                           "run_now": truth[:, 0]})
+    chosen = {"hindsight": first_best(truth)}
+    chosen.update({column: first_best(window_means(column)) for column in choosers})
+    for name, best in chosen.items():
+        result[name] = truth[issues, best]
+    for name, best in chosen.items():
+        result[f"{name}_start"] = issued + pd.to_timedelta(best + 1, unit="h")
+    return result.reset_index(drop=True)
+
+
+def savings_summary(compared: pd.DataFrame,
+                    choosers: Sequence[str] = ("prediction", "baseline_seasonal_naive"),
+                    near_g_per_kwh: float = 10.0) -> pd.DataFrame:
+    """What each way of choosing saved over running now, from `hindsight_comparison` rows.
+
+    Args:
+        compared: `hindsight_comparison` output (one row per decision).
+        choosers: the chooser columns to summarise; hindsight is always the first row.
+        near_g_per_kwh: a choice within this many gCO2eq/kWh of hindsight's actual mean
+            counts as "near" hindsight.
+
+    Returns:
+        One row per choice (`hindsight`, then each chooser): `choice`, `days`, `saved_g_per_kwh`
+        (mean over days of run_now - chosen), `saved_pct` (total saved over total run-now
+        intensity, %), `share_of_hindsight` (total saved over hindsight's total saved; NaN when
+        hindsight saved nothing), `same_window` and `near_hindsight` (shares of days).
+    """
+    saved_best = (compared["run_now"] - compared["hindsight"]).sum()
     rows = []
-    for (zone, issued_at), forecast in forecasts.groupby(["zone", "issued_at"], sort=True):
-        forecast = forecast.sort_values("datetime")
-        if forecast["actual"].isna().any():
-            continue
-        actual = _as_forecast(forecast, "actual")
-        truth = candidate_windows(actual, duration_h=duration_h).set_index("start")
-        row = {"zone": zone, "issued_at": issued_at,
-               "run_now": float(truth["mean_intensity"].iloc[0]),
-               "hindsight": float(truth["mean_intensity"].min())}
-        for column in choosers:
-            if forecast[column].isna().any():
-                row[column] = float("nan")
-                continue
-            ranked = rank_windows(candidate_windows(_as_forecast(forecast, column),
-                                                    duration_h=duration_h))
-            row[column] = float(truth.loc[ranked["start"].iloc[0], "mean_intensity"])
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["zone", "issued_at", "run_now", "hindsight", *choosers])
-
-
-def _as_forecast(rows: pd.DataFrame, column: str) -> pd.DataFrame:
-    values = rows[column].to_numpy(dtype=float)
-    return pd.DataFrame({"datetime": rows["datetime"].to_numpy(), "prediction": values,
-                         "p10": values, "p90": values})
+    for choice in ("hindsight", *choosers):
+        saved = compared["run_now"] - compared[choice]
+        rows.append({
+            "choice": choice,
+            "days": len(compared),
+            "saved_g_per_kwh": saved.mean(),
+            "saved_pct": 100.0 * saved.sum() / compared["run_now"].sum(),
+            "share_of_hindsight": saved.sum() / saved_best if saved_best > 0 else float("nan"),
+            "same_window": (compared[f"{choice}_start"] == compared["hindsight_start"]).mean(),
+            "near_hindsight": ((compared[choice] - compared["hindsight"])
+                               <= near_g_per_kwh).mean(),
+        })
+    return pd.DataFrame(rows)
