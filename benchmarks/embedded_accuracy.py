@@ -92,9 +92,9 @@ def main() -> int:
         if not args.brief:
             print(summary(result))
         m = result.metrics
+        worst_h = int(table["horizon"][seasonal.idxmax()])
         print(f"  skill {m['skill']:.3f}, coverage {m['coverage_p10_p90']:.3f}, worst horizon "
-              f"vs seasonal naive {seasonal.max():+.3f} (h{int(table['horizon'][seasonal.idxmax()])})"
-              , flush=True)
+              f"vs seasonal naive {seasonal.max():+.3f} (h{worst_h})", flush=True)
         results.append((m["skill"], m["coverage_p10_p90"], seasonal.max()))
     if len(results) > 1:
         skill, coverage, worst = (sum(r[i] for r in results) / len(results) for i in range(3))
