@@ -15,6 +15,11 @@ def test_default_config_is_greece_24h_replay_local():
     assert {"Athens", "Thessaloniki", "Patras"} <= {loc.name for loc in cfg.zone.locations}
 
 
+def test_default_backfill_is_a_year_of_history_before_the_ingest():
+    # issue 9's accuracy on the embedded default depends on it (docs/decisions/0020)
+    assert load_config([]).backfill.history_days == 365
+
+
 @pytest.mark.parametrize("zone", ["GR", "DE", "ES", "FR", "IT-NO"])
 def test_every_shipped_zone_loads(zone):
     cfg = load_config([f"zone={zone}"])

@@ -380,7 +380,7 @@ def _backfill(node: dict[str, Any]) -> BackfillConfig:
     backfill = BackfillConfig(
         start=_parse_utc("backfill.start", node.get("start")),
         end=_parse_utc("backfill.end", node.get("end")),
-        history_days=_int("backfill.history_days", node.get("history_days", 180), 0, 3660),
+        history_days=_int("backfill.history_days", node.get("history_days", 365), 0, 3660),
         portal_csv=_files("backfill.portal_csv", node.get("portal_csv")),
         weather_csv=_files("backfill.weather_csv", node.get("weather_csv")),
         publication_delay_h=_int("backfill.publication_delay_h", node.get("publication_delay_h", 2), 0, 24 * 30),
