@@ -90,13 +90,9 @@ def run_case(case: Case, workdir: Path, tracking_uri: str) -> dict[str, float | 
     portal = ",".join(str(PORTAL / name) for name in case.files)
     common = [f"zone={case.zone}", f"storage.root={lake}", f"mlflow.tracking_uri={tracking_uri}",
               *case.extra]
-    # Medallion waits until all three bronze tables exist, and a files-only backfill writes no
-    # weather table (nor, for GR's LCA-only file, a power table). So the backfill also asks the
-    # replay server for the files' last day (it has no such data: its error answers are kept in
-    # bronze, creating the tables); the portal files are written whole whatever the fetch range.
-    end = f"{int(case.files[-1].split('_')[1]) + 1}-01-01T00:00:00Z"
-    fill = [*common, f"backfill.portal_csv=[{portal}]",
-            f"backfill.start={int(end[:4]) - 1}-12-31T00:00:00Z", f"backfill.end={end}"]
+    # Files only: the backfill fetches nothing, takes the files' range and leaves all three bronze
+    # tables (empty where the files have nothing), so medallion can start.
+    fill = [*common, f"backfill.portal_csv=[{portal}]"]
     if case.weather:
         fill.append(f"backfill.weather_csv=[{german_weather_csv(workdir)}]")
     started = time.monotonic()
