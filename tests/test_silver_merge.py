@@ -121,6 +121,7 @@ class Scenario:
     full: dict = field(default_factory=dict)
     tracking_uri: str = ""
     quarantine_after_replay: int = 0
+    rerun_streams: int = -1  # streaming queries the rerun started
 
 
 def _versions(spark, store) -> dict[str, int | None]:
@@ -194,7 +195,11 @@ def scenario(spark, tmp_path_factory) -> Scenario:
     _append(spark, store, second)
     result.second = refresh_silver(spark, store, checkpoints, run_id="run-2", progress=lambda _: None)
     result.versions_before_rerun = _versions(spark, store)
-    result.rerun = refresh_silver(spark, store, checkpoints, run_id="run-3", progress=lambda _: None)
+    started, start = [], DataStreamWriter.start
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DataStreamWriter, "start", lambda writer, *a, **k: started.append(1) or start(writer, *a, **k))
+        result.rerun = refresh_silver(spark, store, checkpoints, run_id="run-3", progress=lambda _: None)
+    result.rerun_streams = len(started)
     result.versions_after_rerun = _versions(spark, store)
     result.incremental = _snapshot(spark, store)
 
@@ -397,3 +402,9 @@ def test_silver_runs_as_on_spark_connect_with_a_pickled_batch_function_and_no_se
     assert snapshot == scenario.incremental
     assert replace(second, seconds=0) == replace(scenario.second, seconds=0)
     assert second.energy.inserted and second.quarantined_total
+
+
+def test_a_rerun_with_nothing_new_starts_no_stream(scenario):
+    # The checkpoint already covers every bronze version: no query is planned at all.
+    assert scenario.rerun_streams == 0
+    assert scenario.rerun.batches == 0

@@ -261,6 +261,29 @@ def _version_read(end_offset: str | None) -> int | None:
     return version - 1 if index == -1 else version
 
 
+def _caught_up(spark: SparkSession, store: TableStore, sources: Sequence[Table], checkpoint: str) -> bool:
+    """Whether the stream's last batch is committed and read every source up to its current
+    Delta version: then a run would find nothing new, and starting the query (seconds of
+    planning and Delta log reads for no batch) can be skipped.
+
+    Read from the checkpoint's newest `offsets/<batch>` file (a version line, the batch's
+    metadata, then one offset per source in plan order) and `commits/<batch>`. Anything
+    unexpected answers False: the stream then runs and decides itself.
+    """
+    offsets, commits = Path(checkpoint) / "offsets", Path(checkpoint) / "commits"
+    batches = [int(p.name) for p in offsets.iterdir() if p.name.isdigit()] if offsets.is_dir() else []
+    if not batches or not (commits / str(max(batches))).exists():
+        return False
+    lines = (offsets / str(max(batches))).read_text().splitlines()[2:]
+    if len(lines) != len(sources) or any(line.strip() in ("", "-") for line in lines):
+        return False
+    for table, line in zip(sources, lines):
+        read, current = _version_read(line), store.version(spark, table)
+        if read is None or current is None or read < current:
+            return False
+    return True
+
+
 def stream_id(checkpoint: str) -> str:
     """The id of the stream whose progress `checkpoint` keeps: stable for the checkpoint's life.
 
@@ -321,6 +344,8 @@ def process_new_rows(
         Batches processed, and per source that had new rows the Delta version read up to.
     """
     started = time.monotonic()
+    if _caught_up(spark, store, sources, checkpoint):
+        return IncrementalRun(seconds=time.monotonic() - started)
     streams = [_read_stream(spark, store, t).withColumn(SOURCE_COLUMN, F.lit(t.qualified_name)) for t in sources]
     union = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), streams)
 
