@@ -154,7 +154,8 @@ def connect(spark, tmp_path_factory) -> tuple[SilverSummary, dict, int]:
 
     def refuse(conf, key, value):
         if key.startswith("spark.databricks."):
-            raise AnalysisException(message=f"[CONFIG_NOT_AVAILABLE] Configuration {key} is not available.")
+            raise AnalysisException(
+                message=f"[CONFIG_NOT_AVAILABLE] Configuration {key} is not available.")
         return set_conf(conf, key, value)
 
     _bronze(spark, store)
@@ -197,8 +198,10 @@ def scenario(spark, tmp_path_factory) -> Scenario:
     result.versions_before_rerun = _versions(spark, store)
     started, start = [], DataStreamWriter.start
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(DataStreamWriter, "start", lambda writer, *a, **k: started.append(1) or start(writer, *a, **k))
-        result.rerun = refresh_silver(spark, store, checkpoints, run_id="run-3", progress=lambda _: None)
+        patch.setattr(DataStreamWriter, "start",
+                      lambda writer, *a, **k: started.append(1) or start(writer, *a, **k))
+        result.rerun = refresh_silver(spark, store, checkpoints, run_id="run-3",
+                                      progress=lambda _: None)
     result.rerun_streams = len(started)
     result.versions_after_rerun = _versions(spark, store)
     result.incremental = _snapshot(spark, store)
@@ -206,7 +209,8 @@ def scenario(spark, tmp_path_factory) -> Scenario:
     # A quarantine batch written twice (a re-run after a crash) lands once.
     one_row = store.read(spark, SILVER_QUARANTINE).limit(1).localCheckpoint()
     for _ in range(2):
-        append_once(store, SILVER_QUARANTINE, one_row, writer="a-stream:silver.quarantine", version=0)
+        append_once(store, SILVER_QUARANTINE, one_row, writer="a-stream:silver.quarantine",
+                    version=0)
     result.quarantine_after_replay = store.read(spark, SILVER_QUARANTINE).count()
 
     full = LocalTableStore(root / "full")

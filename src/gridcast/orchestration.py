@@ -140,11 +140,12 @@ def summary_lines(spark: SparkSession, store: TableStore, cfg: GridcastConfig,
     if existing:
         # One Spark job for every table's count, not one per table.
         per_table = reduce(DataFrame.unionByName, [
-            store.read(spark, table).where(F.col("zone") == zone).select(F.lit(table.qualified_name).alias("t"))
+            store.read(spark, table).where(F.col("zone") == zone)
+            .select(F.lit(table.qualified_name).alias("t"))
             for table in existing])
         counted = {row["t"]: row["count"] for row in per_table.groupBy("t").count().collect()}
-    counts = [f"{table} {counted.get(table.qualified_name, 0):,}" if table in existing else f"{table} (none)"
-              for table in MAIN_TABLES]
+    counts = [f"{table} {counted.get(table.qualified_name, 0):,}" if table in existing
+              else f"{table} (none)" for table in MAIN_TABLES]
     lines.append("tables (rows of zone " + zone + "): " + ", ".join(counts))
     champion = champion_run(name)
     if champion is None:

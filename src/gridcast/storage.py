@@ -55,7 +55,8 @@ class TableStore(ABC):
         writer = df.write.format("delta").mode("append").options(**table.properties)
         self._save(writer.options(**(options or {})), table)
 
-    def replace(self, df: DataFrame, table: Table, options: Mapping[str, str] | None = None) -> None:
+    def replace(self, df: DataFrame, table: Table,
+                options: Mapping[str, str] | None = None) -> None:
         """Replace the table's rows and schema with `df` (a new version; history kept);
         `options` as for `append`."""
         writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")

@@ -622,7 +622,9 @@ def _verdicts(frames: dict[str, DataFrame]) -> dict[tuple[str, bool], int]:
 STAGING_BATCH = Table("staging", f"{STREAM_NAME}_batch")
 
 
-def _materialised(spark: SparkSession, store: TableStore, frames: dict[Table, DataFrame]) -> dict[Table, DataFrame]:
+def _materialised(
+    spark: SparkSession, store: TableStore, frames: dict[Table, DataFrame],
+) -> dict[Table, DataFrame]:
     """The frames computed in one Spark job and kept in a staging Delta table: what follows,
     MERGE's own jobs included, starts from these rows instead of re-planning the parse and the
     gate. (A Delta table, not `localCheckpoint` or `cache`, which serverless does not offer; the
@@ -631,7 +633,8 @@ def _materialised(spark: SparkSession, store: TableStore, frames: dict[Table, Da
     together = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames.values())
     store.replace(together, STAGING_BATCH)
     staged = store.read(spark, STAGING_BATCH)
-    return {table: staged.filter(F.col("_source_table") == table.qualified_name).select(*columns[table])
+    return {table: staged.filter(F.col("_source_table") == table.qualified_name)
+                   .select(*columns[table])
             for table in frames}
 
 
@@ -647,7 +650,8 @@ class _SilverBatch:
     what it did is read back from the silver tables' Delta history (`_summarise`).
     """
 
-    def __init__(self, store: TableStore, run_id: str, progress: Progress, publication_delay: timedelta):
+    def __init__(self, store: TableStore, run_id: str, progress: Progress,
+                 publication_delay: timedelta):
         self.store, self.run_id, self.publication_delay = store, run_id, publication_delay
         self.progress = progress
 
@@ -696,7 +700,9 @@ class _SilverBatch:
         )
 
 
-def _commits_since(spark: SparkSession, store: TableStore, table: Table, version: int | None) -> list[Row]:
+def _commits_since(
+    spark: SparkSession, store: TableStore, table: Table, version: int | None,
+) -> list[Row]:
     """The table's commits after `version` (None: all), from its Delta history (no Spark job)."""
     current = store.version(spark, table)
     if current is None or (version is not None and current <= version):

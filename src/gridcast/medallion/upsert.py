@@ -179,7 +179,9 @@ def merge_revisions(
 
 
 @contextmanager
-def session_conf(spark: SparkSession, key: str, value: str, *, optional: bool = False) -> Iterator[None]:
+def session_conf(
+    spark: SparkSession, key: str, value: str, *, optional: bool = False,
+) -> Iterator[None]:
     """Set a Spark session configuration for the duration of a block (one write), then restore it.
 
     `optional`: the setting is only an optimisation; a session that refuses it (serverless
@@ -261,7 +263,9 @@ def _version_read(end_offset: str | None) -> int | None:
     return version - 1 if index == -1 else version
 
 
-def _caught_up(spark: SparkSession, store: TableStore, sources: Sequence[Table], checkpoint: str) -> bool:
+def _caught_up(
+    spark: SparkSession, store: TableStore, sources: Sequence[Table], checkpoint: str,
+) -> bool:
     """Whether the stream's last batch is committed and read every source up to its current
     Delta version: then a run would find nothing new, and starting the query (seconds of
     planning and Delta log reads for no batch) can be skipped.
@@ -271,7 +275,9 @@ def _caught_up(spark: SparkSession, store: TableStore, sources: Sequence[Table],
     unexpected answers False: the stream then runs and decides itself.
     """
     offsets, commits = Path(checkpoint) / "offsets", Path(checkpoint) / "commits"
-    batches = [int(p.name) for p in offsets.iterdir() if p.name.isdigit()] if offsets.is_dir() else []
+    if not offsets.is_dir():
+        return False
+    batches = [int(p.name) for p in offsets.iterdir() if p.name.isdigit()]
     if not batches or not (commits / str(max(batches))).exists():
         return False
     lines = (offsets / str(max(batches))).read_text().splitlines()[2:]
