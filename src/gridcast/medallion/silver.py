@@ -619,21 +619,15 @@ def _verdicts(frames: dict[str, DataFrame]) -> dict[tuple[str, bool], int]:
     return {(row["frame"], row["passed"]): row["count"] for row in counted.groupBy("frame", "passed").count().collect()}
 
 
-STAGING_BATCH = Table("staging", f"{STREAM_NAME}_batch")
-
-
-def _materialised(
-    spark: SparkSession, store: TableStore, frames: dict[Table, DataFrame],
-) -> dict[Table, DataFrame]:
-    """The frames computed in one Spark job and kept in a staging Delta table: what follows,
-    MERGE's own jobs included, starts from these rows instead of re-planning the parse and the
-    gate. (A Delta table, not `localCheckpoint` or `cache`, which serverless does not offer; the
-    table is overwritten by every batch.)"""
+def _materialised(frames: dict[Table, DataFrame]) -> dict[Table, DataFrame]:
+    """The frames computed in one Spark job and kept (`localCheckpoint`, which Spark Connect
+    supports since Spark 4.0): what follows, MERGE's own jobs included, starts from these rows
+    instead of re-planning the parse and the gate. (A staging Delta table instead measured 12-15 s
+    slower per batch, decision 0022.)"""
     columns = {table: frame.columns for table, frame in frames.items()}
-    together = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames.values())
-    store.replace(together, STAGING_BATCH)
-    staged = store.read(spark, STAGING_BATCH)
-    return {table: staged.filter(F.col("_source_table") == table.qualified_name)
+    together = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True),
+                      frames.values()).localCheckpoint()
+    return {table: together.filter(F.col("_source_table") == table.qualified_name)
                    .select(*columns[table])
             for table in frames}
 
@@ -667,7 +661,7 @@ class _SilverBatch:
             BRONZE_CARBON: checked_carbon(rows.filter(source == BRONZE_CARBON.qualified_name)),
             BRONZE_WEATHER: checked_weather(rows.filter(source == BRONZE_WEATHER.qualified_name)),
         }
-        checked = _materialised(spark, self.store, checked)
+        checked = _materialised(checked)
         counts = _verdicts({t.qualified_name: frame for t, frame in checked.items()})
         ok = {t: counts.get((t.qualified_name, True), 0) for t in checked}
         failed = {t: counts.get((t.qualified_name, False), 0) for t in checked}
