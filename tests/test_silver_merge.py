@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import dataclass, field
+import pickle
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import mlflow
 import pytest
 from fixtures.silver_bronze import bronze_row, carbon_entry, history, past_range, power_entry, utc, weather_csv
 from utc import utc_rows
+
+from pyspark import cloudpickle
+from pyspark.errors import AnalysisException
+from pyspark.sql.conf import RuntimeConfig
+from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from gridcast.medallion.silver import SilverSummary, refresh_silver
 from gridcast.medallion.upsert import append_once
@@ -115,6 +121,7 @@ class Scenario:
     full: dict = field(default_factory=dict)
     tracking_uri: str = ""
     quarantine_after_replay: int = 0
+    rerun_streams: int = -1  # streaming queries the rerun started
 
 
 def _versions(spark, store) -> dict[str, int | None]:
@@ -124,6 +131,42 @@ def _versions(spark, store) -> dict[str, int | None]:
 def _bronze(spark, store: LocalTableStore) -> None:
     for table in (BRONZE_POWER, BRONZE_CARBON, BRONZE_WEATHER):
         store.ensure(spark, table)
+
+
+@pytest.fixture(scope="module")
+def connect(spark, tmp_path_factory) -> tuple[SilverSummary, dict, int]:
+    """Both batches through silver the way Spark Connect (serverless) runs them: the foreachBatch
+    function is pickled and runs as a copy (its own state never reaches the driver; a function
+    holding the driver's session cannot be pickled), and the session refuses Delta settings.
+
+    Returns:
+        The second run's summary, the silver snapshot and how many functions were shipped.
+    """
+    root = tmp_path_factory.mktemp("connect")
+    first, second = _batches()
+    store, checkpoints, shipped = LocalTableStore(root), str(root / "_checkpoints"), []
+    start_stream = DataStreamWriter.foreachBatch
+    set_conf = RuntimeConfig.set
+
+    def ship(writer, function):
+        shipped.append(pickle.loads(cloudpickle.dumps(function)))
+        return start_stream(writer, shipped[-1])
+
+    def refuse(conf, key, value):
+        if key.startswith("spark.databricks."):
+            raise AnalysisException(
+                message=f"[CONFIG_NOT_AVAILABLE] Configuration {key} is not available.")
+        return set_conf(conf, key, value)
+
+    _bronze(spark, store)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DataStreamWriter, "foreachBatch", ship)
+        patch.setattr(RuntimeConfig, "set", refuse)
+        _append(spark, store, first)
+        refresh_silver(spark, store, checkpoints, run_id="run-1", progress=lambda _: None)
+        _append(spark, store, second)
+        summary = refresh_silver(spark, store, checkpoints, run_id="run-2", progress=lambda _: None)
+    return summary, _snapshot(spark, store), len(shipped)
 
 
 @pytest.fixture(scope="module")
@@ -153,14 +196,21 @@ def scenario(spark, tmp_path_factory) -> Scenario:
     _append(spark, store, second)
     result.second = refresh_silver(spark, store, checkpoints, run_id="run-2", progress=lambda _: None)
     result.versions_before_rerun = _versions(spark, store)
-    result.rerun = refresh_silver(spark, store, checkpoints, run_id="run-3", progress=lambda _: None)
+    started, start = [], DataStreamWriter.start
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DataStreamWriter, "start",
+                      lambda writer, *a, **k: started.append(1) or start(writer, *a, **k))
+        result.rerun = refresh_silver(spark, store, checkpoints, run_id="run-3",
+                                      progress=lambda _: None)
+    result.rerun_streams = len(started)
     result.versions_after_rerun = _versions(spark, store)
     result.incremental = _snapshot(spark, store)
 
     # A quarantine batch written twice (a re-run after a crash) lands once.
     one_row = store.read(spark, SILVER_QUARANTINE).limit(1).localCheckpoint()
     for _ in range(2):
-        append_once(spark, store, SILVER_QUARANTINE, one_row, writer="a-stream:silver.quarantine", version=0)
+        append_once(store, SILVER_QUARANTINE, one_row, writer="a-stream:silver.quarantine",
+                    version=0)
     result.quarantine_after_replay = store.read(spark, SILVER_QUARANTINE).count()
 
     full = LocalTableStore(root / "full")
@@ -347,3 +397,18 @@ def test_revisions_seen_again_or_rerun_change_nothing(revisions):
     assert len(revisions["table"]) == 5
     assert [s.revisions for s in revisions["summaries"]] == [4, 1, 0, 0]
     assert revisions["summaries"][3].batches == 0
+
+
+def test_silver_runs_as_on_spark_connect_with_a_pickled_batch_function_and_no_session_settings(
+        scenario, connect):
+    second, snapshot, shipped = connect
+    assert shipped == 2
+    assert snapshot == scenario.incremental
+    assert replace(second, seconds=0) == replace(scenario.second, seconds=0)
+    assert second.energy.inserted and second.quarantined_total
+
+
+def test_a_rerun_with_nothing_new_starts_no_stream(scenario):
+    # The checkpoint already covers every bronze version: no query is planned at all.
+    assert scenario.rerun_streams == 0
+    assert scenario.rerun.batches == 0

@@ -28,7 +28,6 @@ from gridcast.config import ZoneConfig
 from gridcast.sources import SourceSession
 from gridcast.sources.http import ApiResponse, RetriesExhaustedError
 from gridcast.sources.visualcrossing import window_days
-from gridcast.medallion.upsert import session_conf
 from gridcast.storage import TableStore
 from gridcast.tables import (
     BRONZE_CARBON,
@@ -40,7 +39,7 @@ from gridcast.tables import (
 )
 
 Progress = Callable[[str], None]
-AUTO_MERGE_SCHEMA = "spark.databricks.delta.schema.autoMerge.enabled"
+MERGE_SCHEMA = {"mergeSchema": "true"}
 
 
 class IngestIncompleteError(GridcastError, RuntimeError):
@@ -97,9 +96,9 @@ class BronzeBuffer:
             if not rows:
                 continue
             # Schema evolution: a table written before a column was declared (bronze `origin`)
-            # gains it on this append instead of refusing it.
-            with session_conf(spark, AUTO_MERGE_SCHEMA, "true"):
-                store.append(spark.createDataFrame(rows, schema=table.schema), table)
+            # gains it on this append instead of refusing it (a writer option, not the session
+            # setting, which serverless may refuse).
+            store.append(spark.createDataFrame(rows, schema=table.schema), table, MERGE_SCHEMA)
             written[table] = store.version(spark, table)
             rows.clear()
         return written

@@ -4,13 +4,14 @@ score, and the closing summary (tables, model, error, status, the next hours' fo
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import reduce
 from typing import Any, Mapping
 
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from gridcast.config import ConfigError, GridcastConfig
@@ -134,13 +135,17 @@ def summary_lines(spark: SparkSession, store: TableStore, cfg: GridcastConfig,
         f"{t.name} {t.seconds:.1f} s" + (f" ({t.spark_jobs} Spark jobs)"
                                          if t.spark_jobs is not None else "")
         for t in timings))
-    counts = []
-    for table in MAIN_TABLES:
-        if store.exists(spark, table):
-            rows = store.read(spark, table).where(F.col("zone") == zone).count()
-            counts.append(f"{table} {rows:,}")
-        else:
-            counts.append(f"{table} (none)")
+    existing = [table for table in MAIN_TABLES if store.exists(spark, table)]
+    counted = {}
+    if existing:
+        # One Spark job for every table's count, not one per table.
+        per_table = reduce(DataFrame.unionByName, [
+            store.read(spark, table).where(F.col("zone") == zone)
+            .select(F.lit(table.qualified_name).alias("t"))
+            for table in existing])
+        counted = {row["t"]: row["count"] for row in per_table.groupBy("t").count().collect()}
+    counts = [f"{table} {counted.get(table.qualified_name, 0):,}" if table in existing
+              else f"{table} (none)" for table in MAIN_TABLES]
     lines.append("tables (rows of zone " + zone + "): " + ", ".join(counts))
     champion = champion_run(name)
     if champion is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Mapping
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
@@ -43,15 +44,23 @@ class TableStore(ABC):
     def _save(self, writer: DataFrameWriter, table: Table) -> None:
         """Run a configured Delta writer against the table."""
 
-    def append(self, df: DataFrame, table: Table) -> None:
-        """Append rows, creating the table (with its declared properties) on first write."""
-        # Table properties given as writer options are set when the append creates the table.
-        self._save(df.write.format("delta").mode("append").options(**table.properties), table)
+    def append(self, df: DataFrame, table: Table, options: Mapping[str, str] | None = None) -> None:
+        """Append rows, creating the table (with its declared properties) on first write.
 
-    def replace(self, df: DataFrame, table: Table) -> None:
-        """Replace the table's rows and schema with `df` (a new version; history kept)."""
+        `options` are Delta writer options for this one write (`txnAppId` / `txnVersion`,
+        `userMetadata`, `mergeSchema`): per write, unlike session settings, which Spark Connect
+        (serverless) may refuse.
+        """
+        # Table properties given as writer options are set when the append creates the table.
+        writer = df.write.format("delta").mode("append").options(**table.properties)
+        self._save(writer.options(**(options or {})), table)
+
+    def replace(self, df: DataFrame, table: Table,
+                options: Mapping[str, str] | None = None) -> None:
+        """Replace the table's rows and schema with `df` (a new version; history kept);
+        `options` as for `append`."""
         writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-        self._save(writer.options(**table.properties), table)
+        self._save(writer.options(**table.properties).options(**(options or {})), table)
 
     def version(self, spark: SparkSession, table: Table) -> int | None:
         """The table's current Delta version, or None if it does not exist."""

@@ -372,20 +372,24 @@ def _rebuild_zone(
     Returns:
         The zone's rows written and the table's version.
     """
-    rows = rows.localCheckpoint()
-    written = rows.count()
-    with session_conf(spark, _COMMIT_METADATA_CONF, record.as_json()):
-        if not store.exists(spark, table):
-            store.append(rows, table)
-            return written, store.version(spark, table)
-        others = store.read(spark, table).filter(F.col("zone") != record.zone)
-        extra = [c for c in others.columns if c not in rows.columns]
-        if extra:
-            filled = others.agg(*[F.count(F.col(sql_name(c))).alias(c) for c in extra]).first()
-            extra = [c for c in extra if filled[c]]
-        kept = [c for c in others.columns if c in rows.columns or c in extra]
-        store.replace(rows.unionByName(others.select(*kept), allowMissingColumns=True), table)
-    return written, store.version(spark, table)
+    # The build record travels as the writer option `userMetadata` (per write; no session
+    # setting). The rows are computed once, by the write, and counted afterwards: cheaper than
+    # materialising them first, and possible on serverless, which has no `localCheckpoint`.
+    options = {"userMetadata": record.as_json()}
+    if not store.exists(spark, table):
+        store.append(rows, table, options)
+        commit = store.delta_table(spark, table).history(1).collect()[0]
+        return int(commit.operationMetrics["numOutputRows"]), commit.version
+    others = store.read(spark, table).filter(F.col("zone") != record.zone)
+    extra = [c for c in others.columns if c not in rows.columns]
+    if extra:
+        filled = others.agg(*[F.count(F.col(sql_name(c))).alias(c) for c in extra]).first()
+        extra = [c for c in extra if filled[c]]
+    kept = [c for c in others.columns if c in rows.columns or c in extra]
+    store.replace(rows.unionByName(others.select(*kept), allowMissingColumns=True), table, options)
+    version = store.version(spark, table)
+    written = store.read(spark, table, version).filter(F.col("zone") == record.zone).count()
+    return written, version
 
 
 def _merge(
@@ -401,6 +405,8 @@ def _merge(
         Rows written (inserted or updated) and the table's version.
     """
     # The silver versions this build read travel with the commit, for the next incremental run.
+    # MERGE takes no writer options: the session setting is the only way to give its commit a
+    # `userMetadata` (Databricks documents it for SQL; whether serverless accepts it is untried).
     with session_conf(spark, _COMMIT_METADATA_CONF, record.as_json()):
         zone_rows = f"t.zone = {sql_text(record.zone)}"
         condition = " AND ".join([

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import reduce
+from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -35,9 +38,8 @@ from gridcast.tables import Table
 # The column `process_new_rows` adds to every streamed row: the qualified name of its source table.
 SOURCE_COLUMN = "_source_table"
 
-# Delta session settings used for one write at a time (see `session_conf`).
-_TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
-_TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+# A Delta session setting used for one MERGE at a time (see `session_conf`): MERGE takes no
+# writer options.
 MERGE_MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
 
 
@@ -163,7 +165,7 @@ def merge_revisions(
     condition = " AND ".join(f"t.{sql_name(c)} = s.{sql_name(c)}" for c in key)
     # The source is read twice (matching, then writing) and is deterministic: no need for Delta
     # to materialise it first (one Spark job fewer).
-    with session_conf(spark, MERGE_MATERIALIZE_SOURCE, "none"):
+    with session_conf(spark, MERGE_MATERIALIZE_SOURCE, "none", optional=True):
         result = (
             store.delta_table(spark, table).alias("t")
             .merge(updates.alias("s"), condition)
@@ -177,10 +179,22 @@ def merge_revisions(
 
 
 @contextmanager
-def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    """Set a Spark session configuration for the duration of a block (one write), then restore it."""
-    previous = spark.conf.get(key, None)
-    spark.conf.set(key, value)
+def session_conf(
+    spark: SparkSession, key: str, value: str, *, optional: bool = False,
+) -> Iterator[None]:
+    """Set a Spark session configuration for the duration of a block (one write), then restore it.
+
+    `optional`: the setting is only an optimisation; a session that refuses it (serverless
+    rejects most `spark.databricks.*` settings with an AnalysisException) runs the block without.
+    """
+    try:
+        previous = spark.conf.get(key, None)
+        spark.conf.set(key, value)
+    except AnalysisException:
+        if not optional:
+            raise
+        yield
+        return
     try:
         yield
     finally:
@@ -190,16 +204,17 @@ def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
             spark.conf.set(key, previous)
 
 
-def append_once(spark: SparkSession, store: TableStore, table: Table, rows: DataFrame, *,
-                writer: str, version: int) -> None:
+def append_once(store: TableStore, table: Table, rows: DataFrame, *, writer: str, version: int,
+                options: Mapping[str, str] | None = None) -> None:
     """Append `rows` unless `writer` already committed `version` (or a later one) to `table`.
 
     Delta keeps the newest version per writer id in the table's log (idempotent writes) and
     skips a write whose version is not newer. Give every stream its own writer id (see
     `Batch.writer`) and the batch id as version: a batch re-run after a crash appends once.
+    The writer id travels as writer options (`txnAppId` / `txnVersion`), not as session
+    settings: per write, and accepted by Spark Connect.
     """
-    with session_conf(spark, _TXN_APP_ID, writer), session_conf(spark, _TXN_VERSION, str(version)):
-        store.append(rows, table)
+    store.append(rows, table, {"txnAppId": writer, "txnVersion": str(version), **(options or {})})
 
 
 # --- incremental reads ---------------------------------------------------------------------------
@@ -248,6 +263,66 @@ def _version_read(end_offset: str | None) -> int | None:
     return version - 1 if index == -1 else version
 
 
+def _caught_up(
+    spark: SparkSession, store: TableStore, sources: Sequence[Table], checkpoint: str,
+) -> bool:
+    """Whether the stream's last batch is committed and read every source up to its current
+    Delta version: then a run would find nothing new, and starting the query (seconds of
+    planning and Delta log reads for no batch) can be skipped.
+
+    Read from the checkpoint's newest `offsets/<batch>` file (a version line, the batch's
+    metadata, then one offset per source in plan order) and `commits/<batch>`. Anything
+    unexpected answers False: the stream then runs and decides itself.
+    """
+    offsets, commits = Path(checkpoint) / "offsets", Path(checkpoint) / "commits"
+    if not offsets.is_dir():
+        return False
+    batches = [int(p.name) for p in offsets.iterdir() if p.name.isdigit()]
+    if not batches or not (commits / str(max(batches))).exists():
+        return False
+    lines = (offsets / str(max(batches))).read_text().splitlines()[2:]
+    if len(lines) != len(sources) or any(line.strip() in ("", "-") for line in lines):
+        return False
+    for table, line in zip(sources, lines):
+        read, current = _version_read(line), store.version(spark, table)
+        if read is None or current is None or read < current:
+            return False
+    return True
+
+
+def stream_id(checkpoint: str) -> str:
+    """The id of the stream whose progress `checkpoint` keeps: stable for the checkpoint's life.
+
+    Structured Streaming keeps its query id in the checkpoint's `metadata` file and takes it from
+    there when one exists; a new checkpoint gets an id written here, before the query starts, so
+    the driver knows the id without asking the running query (`spark.streams`), which the
+    foreachBatch function cannot do under Spark Connect.
+    """
+    metadata = Path(checkpoint) / "metadata"
+    if metadata.exists():
+        return str(json.loads(metadata.read_text())["id"])
+    metadata.parent.mkdir(parents=True, exist_ok=True)
+    query_id = str(uuid.uuid4())
+    metadata.write_text(json.dumps({"id": query_id}))
+    return query_id
+
+
+@dataclass(frozen=True)
+class _BatchFunction:
+    """What `foreachBatch` calls: `process` on each micro-batch, with the stream's id.
+
+    It holds no SparkSession: under Spark Connect the function is pickled and runs in a separate
+    Python process next to the server, where the driver's session does not exist; the batch's
+    rows carry their own (`rows.sparkSession`).
+    """
+
+    process: Callable[[Batch], None]
+    query_id: str
+
+    def __call__(self, rows: DataFrame, batch_id: int) -> None:
+        self.process(Batch(rows, batch_id, self.query_id))
+
+
 def process_new_rows(
     spark: SparkSession,
     store: TableStore,
@@ -265,7 +340,9 @@ def process_new_rows(
     versions were processed; it belongs to this (target, sources) pair: changing the set of
     sources needs a new checkpoint. `process` must be idempotent per batch (a batch interrupted
     by a crash is re-run with the same id): MERGE-based writes are, appends via `append_once`.
-    `name` must be unique among the session's active streams.
+    `name` must be unique among the session's active streams. `process` must not hold the
+    driver's session nor report back by mutating itself: under Spark Connect it runs on a pickled
+    copy in another process (use `batch.rows.sparkSession`; leave results in tables).
 
     The sources must be append-only (a Delta stream refuses updates and deletes).
 
@@ -273,18 +350,14 @@ def process_new_rows(
         Batches processed, and per source that had new rows the Delta version read up to.
     """
     started = time.monotonic()
+    if _caught_up(spark, store, sources, checkpoint):
+        return IncrementalRun(seconds=time.monotonic() - started)
     streams = [_read_stream(spark, store, t).withColumn(SOURCE_COLUMN, F.lit(t.qualified_name)) for t in sources]
     union = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), streams)
 
-    def run_batch(rows: DataFrame, batch_id: int) -> None:
-        # The query is active while its batch runs (listed by the session that started it, not
-        # by the batch's own session); its id survives restarts from the checkpoint.
-        query_id = next(str(q.id) for q in spark.streams.active if q.name == name)
-        process(Batch(rows, batch_id, query_id))
-
     query = (
         union.writeStream.queryName(name)
-        .foreachBatch(run_batch)
+        .foreachBatch(_BatchFunction(process, stream_id(checkpoint)))
         .option("checkpointLocation", checkpoint)
         .trigger(availableNow=True)
         .start()
