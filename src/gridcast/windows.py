@@ -31,6 +31,8 @@ P10_P90_SIGMAS = 2 * 1.2815515655446004
 # Means closer than this (gCO2eq/kWh) are ties: the same hourly values averaged in another order
 # can differ in the last bits, and that must not decide which window is "best".
 TIE_TOLERANCE = 1e-9
+# Ranking rounds means to this many decimals, so values within TIE_TOLERANCE sort as equal.
+TIE_DECIMALS = round(-math.log10(TIE_TOLERANCE))
 
 PREDICTION_COLUMNS = ("zone", "issued_at", "datetime", "prediction", "p10", "p90", "model_version")
 WINDOW_COLUMNS = ["start", "end", "mean_intensity", "p10", "p90"]
@@ -302,7 +304,7 @@ def rank_windows(windows: pd.DataFrame) -> pd.DataFrame:
 
     Windows whose means differ by less than `TIE_TOLERANCE` share a rank (1, 1, 3, ...).
     """
-    ordered = windows.assign(_key=windows["mean_intensity"].round(9))
+    ordered = windows.assign(_key=windows["mean_intensity"].round(TIE_DECIMALS))
     ordered = ordered.sort_values(["_key", "start"], kind="stable").reset_index(drop=True)
     rank = ordered["_key"].rank(method="min").astype(int)
     return ordered.drop(columns="_key").assign(rank=rank)
@@ -511,8 +513,8 @@ def hindsight_comparison(forecasts: pd.DataFrame, *, duration_h: float = 4.0,
         return spans[:, :starts] @ weights / duration_h
 
     def first_best(means: np.ndarray) -> np.ndarray:
-        # Lowest mean; ties (TIE_TOLERANCE, as rank_windows rounds) go to the earliest start.
-        return np.argmin(means.round(9), axis=1)
+        # Lowest mean; ties (rounded as rank_windows rounds) go to the earliest start.
+        return np.argmin(means.round(TIE_DECIMALS), axis=1)
 
     truth = window_means("actual")
     issues = np.arange(len(grid))
