@@ -2,8 +2,14 @@
 medallion, features, train, register, batch_score and monitor in one process; then the same run
 again (adds nothing, trains nothing) and one day later (adds that day, scores it, no retrain).
 
-Small settings keep it to a few minutes: 12 days of backfilled history, a 4 + 2 + 2 day split,
-few trees. Tables are read back with delta-rs, so the checks cost no Spark actions.
+It runs at the longest horizon, 72 h (24 h runs end to end in test_pipeline and
+test_train_step), so the weather request, the frame, training, the gate and scoring are all
+exercised where the recording's forecast vintages (54 h ahead, every 12 h) no longer reach.
+Small settings keep it to a few minutes: 30 days of backfilled history, 4-day calibration and
+test windows (each must be longer than H for every horizon to have rows), about two weeks of
+training issue hours, few trees. With 22 days (4 training days) the model lost to the seasonal
+naive and the gate rightly refused it. Tables are read back with delta-rs, so the checks cost no
+Spark actions.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from steps import main as main_step
 
 START = pd.Timestamp("2025-06-10T00:00:00Z")
 DAY = pd.Timedelta(days=1)
-NAME = model_name("GR", 24)
+HORIZON = 72
+NAME = model_name("GR", HORIZON)
 MAIN_FLOW = [  # DESIGN.md's main flow, bronze through gold.forecast_monitoring
     "bronze/power_data", "bronze/carbon_data", "bronze/weather_forecast_data",
     "silver/energy_data", "silver/energy_revisions", "silver/weather_forecast_data",
@@ -32,11 +39,11 @@ def _overrides(root, end: pd.Timestamp) -> list[str]:
     return [
         f"storage.root={root / 'lake'}", f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
         f"ingest.start={START:%Y-%m-%dT%H:%M:%SZ}", f"ingest.end={end:%Y-%m-%dT%H:%M:%SZ}",
-        "ingest.every_hours=6", "backfill.history_days=12",
-        "train.split.min_train_days=4", "train.split.calibration_days=2",
-        "train.split.test_days=2", "train.importance_rows=200", "train.importance_repeats=1",
+        f"horizon={HORIZON}", "ingest.every_hours=6", "backfill.history_days=30",
+        "train.split.min_train_days=4", "train.split.calibration_days=4",
+        "train.split.test_days=4", "train.importance_rows=200", "train.importance_repeats=1",
         "model.max_iter=40", "main.score_history_days=2",
-        # A model small enough for 4 training days (the shipped one wants a year: min leaf 200,
+        # A model small enough for two training weeks (the shipped one wants a year: min leaf 200,
         # every 3rd issue hour): residual over persistence, as the gate needs it to beat every
         # naive baseline for a champion to exist.
         "model.residual_base=ci_last", "model.relative_levels=false",
@@ -71,8 +78,12 @@ def test_the_champion_forecasts_the_next_horizon_and_monitoring_has_a_status(fir
     champion = MlflowClient().get_model_version_by_alias(NAME, CHAMPION)
     predictions = _table(first_run / "lake", "gold/carbon_intensity_predictions")
     newest = predictions[predictions["issued_at"] == predictions["issued_at"].max()]
-    assert sorted(newest["horizon"]) == list(range(1, 25))
+    assert sorted(newest["horizon"]) == list(range(1, HORIZON + 1))
     assert set(newest["model_version"]) == {str(champion.version)}
+    # the newest vintage reaches some hours ahead, not all 72: beyond it weather is null, flagged
+    reached = newest.loc[~newest["weather_missing"].astype(bool), "horizon"]
+    assert reached.min() == 1 and 24 <= reached.max() < HORIZON
+    assert newest.loc[newest["horizon"] > reached.max(), "weather_missing"].all()
     # the history scored too: several issue hours, some of them with actuals already
     assert predictions["issued_at"].nunique() > 24
     monitoring = _table(first_run / "lake", "gold/forecast_monitoring")
