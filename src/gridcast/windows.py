@@ -255,6 +255,24 @@ def _weights(duration_h: float) -> np.ndarray:
     return np.array(weights)
 
 
+def _window_means(hourly: np.ndarray, duration_h: float) -> np.ndarray:
+    """Time-weighted means of every `duration_h`-hour run of consecutive hours, row by row.
+
+    Args:
+        hourly: values on a contiguous hourly grid, hours along the last axis, NaN where unknown.
+        duration_h: the job's length in hours (fractions weight the last hour partially).
+
+    Returns:
+        The means, one per start hour of the grid whose window fits on it (the last axis shrinks
+        by the window's hours less one); NaN where a window covers an unknown hour.
+    """
+    weights = _weights(duration_h)
+    if hourly.shape[-1] < len(weights):
+        return np.empty((*hourly.shape[:-1], 0))
+    spans = np.lib.stride_tricks.sliding_window_view(hourly, len(weights), axis=-1)
+    return spans @ weights / duration_h
+
+
 def candidate_windows(forecast: pd.DataFrame, *, duration_h: float, earliest: Any = None,
                       deadline: Any = None) -> pd.DataFrame:
     """Every run of `duration_h` hours starting on the forecast's hourly grid within the bounds.
@@ -272,31 +290,22 @@ def candidate_windows(forecast: pd.DataFrame, *, duration_h: float, earliest: An
     if forecast.empty:
         raise NoForecastError("the forecast has no hours", parameter="zone")
     span = _span(forecast, duration_h, earliest, deadline)
-    weights = _weights(duration_h)
     hours = forecast["datetime"]
-    p50 = forecast["prediction"].to_numpy(dtype=float)
-    p10 = forecast["p10"].to_numpy(dtype=float)
-    p90 = forecast["p90"].to_numpy(dtype=float)
+    grid = pd.date_range(hours.min(), hours.max(), freq=HOUR)
+    on_grid = forecast.set_index("datetime").reindex(grid)  # a missing hour becomes NaN
+    means = _window_means(on_grid[["prediction", "p10", "p90"]].to_numpy(dtype=float).T,
+                          duration_h)
+    starts = grid[:means.shape[1]]
     length = _length(duration_h)
-    rows = []
-    for first in range(len(forecast)):
-        start = hours.iloc[first]
-        covered = slice(first, first + len(weights))
-        if start < span.earliest or start + length > span.deadline:
-            continue
-        last_hour = start + (len(weights) - 1) * HOUR
-        contiguous = covered.stop <= len(forecast) and hours.iloc[covered.stop - 1] == last_hour
-        if not contiguous or np.isnan(p50[covered]).any():
-            continue  # a gap in the forecast: this window cannot be scored
-        rows.append({"start": start, "end": start + length,
-                     "mean_intensity": float(p50[covered] @ weights / duration_h),
-                     "p10": float(p10[covered] @ weights / duration_h),
-                     "p90": float(p90[covered] @ weights / duration_h)})
-    if not rows:
+    keep = ((starts >= span.earliest) & (starts + length <= span.deadline)
+            & ~np.isnan(means[0]))  # a gap in the forecast: that window cannot be scored
+    if not keep.any():
         raise WindowError(
             f"no complete {duration_h:g} h window between {iso_z(span.earliest)} and "
             f"{iso_z(span.deadline)}: the forecast has gaps there", parameter="duration_h")
-    return pd.DataFrame(rows, columns=WINDOW_COLUMNS)
+    return pd.DataFrame({"start": starts[keep], "end": starts[keep] + length,
+                         "mean_intensity": means[0, keep], "p10": means[1, keep],
+                         "p90": means[2, keep]}, columns=WINDOW_COLUMNS)
 
 
 def rank_windows(windows: pd.DataFrame) -> pd.DataFrame:
@@ -504,13 +513,10 @@ def hindsight_comparison(forecasts: pd.DataFrame, *, duration_h: float = 4.0,
     grid = candidates.set_index(["zone", "issued_at", "_lead"])[columns].unstack("_lead")
     grid = grid.reindex(columns=pd.MultiIndex.from_product([columns, range(1, deadline_h + 1)]))
     grid = grid[grid.notna().all(axis=1)]
-    weights = _weights(duration_h)
     starts = math.floor(deadline_h - duration_h + 1e-9) + 1  # candidate starts: leads 1..starts
 
     def window_means(column: str) -> np.ndarray:
-        hourly = grid[column].to_numpy(dtype=float)
-        spans = np.lib.stride_tricks.sliding_window_view(hourly, len(weights), axis=1)
-        return spans[:, :starts] @ weights / duration_h
+        return _window_means(grid[column].to_numpy(dtype=float), duration_h)[:, :starts]
 
     def first_best(means: np.ndarray) -> np.ndarray:
         # Lowest mean; ties (rounded as rank_windows rounds) go to the earliest start.
