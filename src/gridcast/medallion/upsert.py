@@ -296,7 +296,10 @@ def stream_id(checkpoint: str) -> str:
     Structured Streaming keeps its query id in the checkpoint's `metadata` file and takes it from
     there when one exists; a new checkpoint gets an id written here, before the query starts, so
     the driver knows the id without asking the running query (`spark.streams`), which the
-    foreachBatch function cannot do under Spark Connect.
+    foreachBatch function cannot do under Spark Connect. The file is read and written with
+    Python's file I/O: on Databricks the checkpoint is in a Unity Catalog volume
+    (`/Volumes/...`), which Python on the driver reaches as files through the volume's FUSE
+    mount, serverless included; only JVM file APIs cannot (decision 0026).
     """
     metadata = Path(checkpoint) / "metadata"
     if metadata.exists():
