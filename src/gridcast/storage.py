@@ -45,6 +45,10 @@ class TableStore(ABC):
     def read(self, spark: SparkSession, table: Table, version: int | None = None) -> DataFrame: ...
 
     @abstractmethod
+    def read_stream(self, spark: SparkSession, table: Table) -> DataFrame:
+        """The table as a Delta streaming source (new commits, in version order)."""
+
+    @abstractmethod
     def _builder(self, spark: SparkSession, table: Table):  # noqa: ANN202 - DeltaTableBuilder
         ...
 
@@ -146,6 +150,9 @@ class LocalTableStore(TableStore):
             reader = reader.option("versionAsOf", version)
         return reader.load(self.identifier(table))
 
+    def read_stream(self, spark: SparkSession, table: Table) -> DataFrame:
+        return spark.readStream.format("delta").load(self.identifier(table))
+
     def _builder(self, spark: SparkSession, table: Table):  # noqa: ANN202
         return DeltaTable.createIfNotExists(spark).location(self.identifier(table))
 
@@ -179,6 +186,10 @@ class UnityCatalogTableStore(TableStore):
         if version is not None:
             reader = reader.option("versionAsOf", version)
         return reader.table(self.identifier(table))
+
+    def read_stream(self, spark: SparkSession, table: Table) -> DataFrame:
+        # By name: a catalog table refuses path-style `delta.`<path>`` streaming.
+        return spark.readStream.format("delta").table(self.identifier(table))
 
     def _builder(self, spark: SparkSession, table: Table):  # noqa: ANN202
         spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.catalog}.{self.schema}")

@@ -32,7 +32,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from gridcast.medallion.sql import sql_name
-from gridcast.storage import LocalTableStore, TableStore
+from gridcast.storage import TableStore
 from gridcast.tables import Table
 
 # The column `process_new_rows` adds to every streamed row: the qualified name of its source table.
@@ -242,14 +242,6 @@ class IncrementalRun:
     seconds: float = 0.0
 
 
-def _read_stream(spark: SparkSession, store: TableStore, table: Table) -> DataFrame:
-    # A path-based table streams by path, a catalog table by name (`delta.`<path>`` is refused).
-    reader = spark.readStream.format("delta")
-    if isinstance(store, LocalTableStore):
-        return reader.load(store.identifier(table))
-    return reader.table(store.identifier(table))
-
-
 def _version_read(end_offset: str | None) -> int | None:
     """The last Delta version a stream has fully read, from its end offset.
 
@@ -355,7 +347,7 @@ def process_new_rows(
     started = time.monotonic()
     if _caught_up(spark, store, sources, checkpoint):
         return IncrementalRun(seconds=time.monotonic() - started)
-    streams = [_read_stream(spark, store, t).withColumn(SOURCE_COLUMN, F.lit(t.qualified_name)) for t in sources]
+    streams = [store.read_stream(spark, t).withColumn(SOURCE_COLUMN, F.lit(t.qualified_name)) for t in sources]
     union = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), streams)
 
     query = (
