@@ -348,6 +348,20 @@ def test_local_mlflow_names_are_unchanged(isolated):
     assert model_name("GR", 24, cfg.mlflow.model_prefix) == "gridcast_GR_24h"
 
 
+def test_databricks_stages_silver_batches_in_a_table_and_local_runs_checkpoint_them(isolated):
+    # Serverless has neither caching nor a reliable localCheckpoint (decision 0026).
+    databricks, local = table_store(load_config(DATABRICKS).storage), table_store(
+        load_config(isolated).storage)
+    assert databricks.materialize_mode == "staging_table"
+    assert local.materialize_mode == "local_checkpoint"
+
+
+def test_an_unknown_materialize_mode_is_a_config_error(isolated):
+    with pytest.raises(ConfigError, match="storage.materialize='cache' is not one of "
+                                          "local_checkpoint, staging_table"):
+        load_config([*isolated, "storage.materialize=cache"])
+
+
 def test_databricks_storage_needs_a_schema():
     with pytest.raises(ConfigError, match="needs storage.catalog and storage.schema"):
         load_config(["storage=databricks", "source=live", "storage.schema=null"])

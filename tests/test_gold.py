@@ -12,9 +12,11 @@ from pathlib import Path
 from statistics import mean
 
 import pytest
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField, StructType
+from test_silver_merge import _as_on_spark_connect
 
 from gridcast.config import Location, ZoneConfig
 from gridcast.medallion.calendar import CALENDAR_COLUMNS, holiday_calendar
@@ -307,14 +309,23 @@ class GoldElsewhere(LocalTableStore):
 @pytest.fixture(scope="module")
 def lakes(spark, tmp_path_factory) -> dict:
     """Lake `incremental` gets the three silver batches one gold update at a time, then a rerun;
-    lake `full` builds its gold once from the final silver."""
+    lake `full` builds its gold once from the final silver. The incremental updates run with a
+    session that refuses Delta's `spark.databricks.*` settings, as serverless does: the tests of
+    those updates (incremental == full included) then hold there too."""
     incremental = LocalTableStore(tmp_path_factory.mktemp("incremental"))
     full = GoldElsewhere(incremental, tmp_path_factory.mktemp("full"))
     batches = silver_batches()
     updates = []
-    for energy, weather in batches:
-        write_silver(spark, incremental, energy, weather)
-        updates.append({u.table: u for u in update_gold(spark, incremental, ZONE, progress=silent)})
+    with _as_on_spark_connect():
+        try:
+            spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", "{}")
+        except AnalysisException:
+            settings_refused = True
+        else:
+            settings_refused = False
+        for energy, weather in batches:
+            write_silver(spark, incremental, energy, weather)
+            updates.append({u.table: u for u in update_gold(spark, incremental, ZONE, progress=silent)})
     gold = (GOLD_HISTORIC, GOLD_WEATHER_FORECASTS)
     versions_before_rerun = {t: incremental.version(spark, t) for t in gold}
     rerun = {u.table: u for u in update_gold(spark, incremental, ZONE, progress=silent)}
@@ -323,7 +334,7 @@ def lakes(spark, tmp_path_factory) -> dict:
     return {
         "incremental": incremental, "full": full, "updates": updates, "rerun": rerun,
         "rebuild": rebuild, "versions_before_rerun": versions_before_rerun,
-        "versions_after_rerun": versions_after_rerun,
+        "versions_after_rerun": versions_after_rerun, "settings_refused": settings_refused,
     }
 
 
@@ -336,6 +347,17 @@ def test_each_batch_recomputes_exactly_the_affected_rows(lakes):
     assert [u.rows for u in historic] == [48, 25 + 24, 25 + 9]
     assert [u.mode for u in forecasts] == ["full", "incremental", "incremental"]
     assert [u.rows for u in forecasts] == [6, 6, 6]  # one vintage of 6 future hours each time
+
+
+def test_incremental_updates_need_no_session_setting_and_record_their_build_in_the_commit(
+        spark, lakes):
+    # The updates above ran where every spark.databricks.* setting is refused (serverless).
+    assert lakes["settings_refused"]
+    for table in (GOLD_HISTORIC, GOLD_WEATHER_FORECASTS):
+        commit = lakes["incremental"].delta_table(spark, table).history(1).collect()[0]
+        assert commit.operationParameters["mode"] == "Overwrite"
+        assert "predicate" in commit.operationParameters  # a partial overwrite (replaceWhere)
+        assert '"writer": "gridcast.gold"' in commit.userMetadata
 
 
 @pytest.mark.parametrize("table", [GOLD_HISTORIC, GOLD_WEATHER_FORECASTS], ids=str)

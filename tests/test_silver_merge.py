@@ -25,9 +25,9 @@ from pyspark.errors import AnalysisException
 from pyspark.sql.conf import RuntimeConfig
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
-from gridcast.medallion.silver import SilverSummary, refresh_silver
+from gridcast.medallion.silver import STREAM_NAME, SilverSummary, refresh_silver
 from gridcast.medallion.upsert import append_once
-from gridcast.storage import LocalTableStore
+from gridcast.storage import STAGING_LAYER, LocalTableStore
 from gridcast.tables import (BRONZE_CARBON, BRONZE_POWER, BRONZE_WEATHER, SILVER_ENERGY,
                              SILVER_ENERGY_REVISIONS, SILVER_QUARANTINE, SILVER_WEATHER, Table)
 from steps import medallion
@@ -124,6 +124,8 @@ class Scenario:
     quarantine_after_replay: int = 0
     rerun_streams: int = -1  # streaming queries the rerun started
     connect_functions_shipped: int = -1  # foreachBatch functions pickled in the Connect-like run
+    full_staged: bool = False  # the full rebuild (staging_table mode) left its staging table
+    incremental_staged: bool = True  # the incremental lake (local_checkpoint) has none
 
 
 def _versions(spark, store) -> dict[str, int | None]:
@@ -210,11 +212,16 @@ def scenario(spark, tmp_path_factory) -> Scenario:
                     version=0)
     result.quarantine_after_replay = store.read(spark, SILVER_QUARANTINE).count()
 
-    full = LocalTableStore(root / "full")
+    # The full rebuild stages its batch in a Delta table (`storage.materialize: staging_table`,
+    # the Databricks mode) where the incremental lake keeps localCheckpoint: incremental == full
+    # then also proves both modes give the same silver (decision 0026), without a run of its own.
+    full = LocalTableStore(root / "full", materialize="staging_table")
     _bronze(spark, full)
     _append(spark, full, {t: first[t] + second.get(t, []) for t in first})
     refresh_silver(spark, full, str(root / "full" / "_checkpoints"), run_id="run-full", progress=lambda _: None)
     result.full = _snapshot(spark, full)
+    result.full_staged = (root / "full" / STAGING_LAYER / f"{STREAM_NAME}_batch" / "_delta_log").is_dir()
+    result.incremental_staged = (root / "incremental" / STAGING_LAYER).exists()
     return result
 
 
@@ -294,6 +301,11 @@ def test_incremental_runs_equal_a_full_rebuild(scenario):
     for table in ("energy_data", "weather_forecast_data", "quarantine"):
         assert scenario.incremental[table][0] == scenario.full[table][0], f"{table} columns"
         assert scenario.incremental[table][1] == scenario.full[table][1], f"{table} rows"
+
+
+def test_the_full_rebuild_staged_its_batch_in_a_table_and_the_incremental_runs_did_not(scenario):
+    # With incremental == full above: silver is the same in both materialize modes.
+    assert scenario.full_staged and not scenario.incremental_staged
 
 
 def test_a_rerun_with_nothing_new_commits_nothing(scenario):

@@ -149,6 +149,13 @@ class StorageConfig:
     schema: str | None = None
     # Where streaming checkpoints live (silver's incremental reads of bronze): a directory path.
     checkpoints: str | None = None
+    # How a frame used several times is computed once (`TableStore.materialize`): one of
+    # MATERIALIZE_MODES. Serverless offers neither caching nor a reliable localCheckpoint
+    # (docs/decisions/0026).
+    materialize: str = "local_checkpoint"
+
+
+MATERIALIZE_MODES = ("local_checkpoint", "staging_table")
 
 
 @dataclass(frozen=True)
@@ -448,7 +455,11 @@ def load_config(overrides: list[str] | None = None) -> GridcastConfig:
         catalog=storage_node.get("catalog"),
         schema=storage_node.get("schema"),
         checkpoints=_checkpoints(storage_node),
+        materialize=str(storage_node.get("materialize") or "local_checkpoint"),
     )
+    if storage.materialize not in MATERIALIZE_MODES:
+        raise ConfigError(f"storage.materialize={storage.materialize!r} is not one of "
+                          f"{', '.join(MATERIALIZE_MODES)}")
     if storage.kind == "local" and storage.root is None:
         raise ConfigError("storage=local needs storage.root")
     if storage.kind == "databricks" and not (storage.catalog and storage.schema):

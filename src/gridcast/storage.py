@@ -18,10 +18,18 @@ from gridcast.config import StorageConfig
 from gridcast.tables import Table
 
 _LOG_FILE = re.compile(r"^(\d{20})\.json$")
+# Layer of the tables `materialize` stages frames in (not part of the medallion).
+STAGING_LAYER = "staging"
 
 
 class TableStore(ABC):
-    """Reads and writes logical tables as Delta tables."""
+    """Reads and writes logical tables as Delta tables.
+
+    `materialize_mode`: how `materialize` keeps a frame that is used several times
+    (`StorageConfig.materialize`): `local_checkpoint` or `staging_table`.
+    """
+
+    materialize_mode: str = "local_checkpoint"
 
     @abstractmethod
     def identifier(self, table: Table) -> str:
@@ -35,6 +43,10 @@ class TableStore(ABC):
 
     @abstractmethod
     def read(self, spark: SparkSession, table: Table, version: int | None = None) -> DataFrame: ...
+
+    @abstractmethod
+    def read_stream(self, spark: SparkSession, table: Table) -> DataFrame:
+        """The table as a Delta streaming source (new commits, in version order)."""
 
     @abstractmethod
     def _builder(self, spark: SparkSession, table: Table):  # noqa: ANN202 - DeltaTableBuilder
@@ -62,6 +74,34 @@ class TableStore(ABC):
         writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
         self._save(writer.options(**table.properties).options(**(options or {})), table)
 
+    def replace_where(self, df: DataFrame, table: Table, predicate: str,
+                      options: Mapping[str, str] | None = None) -> None:
+        """Replace the table's rows matching the SQL `predicate` with `df`, in one commit.
+
+        Every row of `df` must match `predicate` (Delta refuses the write otherwise); rows that
+        do not match stay as they are. Unlike MERGE this is a writer, so per-write options such
+        as `userMetadata` and `mergeSchema` apply (`options` as for `append`).
+        """
+        writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+        self._save(writer.options(**(options or {})), table)
+
+    def materialize(self, df: DataFrame, name: str) -> DataFrame:
+        """`df` computed once, now, and kept for the reads that follow (one Spark job).
+
+        `local_checkpoint`: kept by the executors (`DataFrame.localCheckpoint`), the cheapest.
+        `staging_table`: written to the Delta table `staging.<name>` (replaced on every call) and
+        read back at the version written, for sessions that cannot checkpoint or cache, such as
+        Databricks serverless. A name serves one caller at a time: the next call replaces it.
+        """
+        if self.materialize_mode == "local_checkpoint":
+            return df.localCheckpoint()
+        if self.materialize_mode != "staging_table":
+            raise ValueError(f"unknown materialize mode {self.materialize_mode!r}")
+        staging = Table(STAGING_LAYER, name)
+        self.replace(df, staging)
+        spark = df.sparkSession
+        return self.read(spark, staging, self.version(spark, staging))
+
     def version(self, spark: SparkSession, table: Table) -> int | None:
         """The table's current Delta version, or None if it does not exist."""
         if not self.exists(spark, table):
@@ -83,8 +123,9 @@ class TableStore(ABC):
 class LocalTableStore(TableStore):
     """Path-based Delta tables under `<root>/<layer>/<name>`, readable by any Delta reader."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, materialize: str = "local_checkpoint"):
         self.root = Path(root)
+        self.materialize_mode = materialize
 
     def identifier(self, table: Table) -> str:
         return str(self.root / table.layer / table.name)
@@ -109,6 +150,9 @@ class LocalTableStore(TableStore):
             reader = reader.option("versionAsOf", version)
         return reader.load(self.identifier(table))
 
+    def read_stream(self, spark: SparkSession, table: Table) -> DataFrame:
+        return spark.readStream.format("delta").load(self.identifier(table))
+
     def _builder(self, spark: SparkSession, table: Table):  # noqa: ANN202
         return DeltaTable.createIfNotExists(spark).location(self.identifier(table))
 
@@ -124,8 +168,9 @@ class UnityCatalogTableStore(TableStore):
     (`bronze.weather_forecast_data`, `silver.weather_forecast_data`).
     """
 
-    def __init__(self, catalog: str, schema: str):
+    def __init__(self, catalog: str, schema: str, materialize: str = "staging_table"):
         self.catalog, self.schema = catalog, schema
+        self.materialize_mode = materialize
 
     def identifier(self, table: Table) -> str:
         return f"{self.catalog}.{self.schema}.{table.layer}_{table.name}"
@@ -142,6 +187,10 @@ class UnityCatalogTableStore(TableStore):
             reader = reader.option("versionAsOf", version)
         return reader.table(self.identifier(table))
 
+    def read_stream(self, spark: SparkSession, table: Table) -> DataFrame:
+        # By name: a catalog table refuses path-style `delta.`<path>`` streaming.
+        return spark.readStream.format("delta").table(self.identifier(table))
+
     def _builder(self, spark: SparkSession, table: Table):  # noqa: ANN202
         spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.catalog}.{self.schema}")
         return DeltaTable.createIfNotExists(spark).tableName(self.identifier(table))
@@ -154,8 +203,8 @@ def table_store(config: StorageConfig) -> TableStore:
     """The store the `storage` config group chose."""
     if config.kind == "local":
         assert config.root is not None  # validated by load_config
-        return LocalTableStore(config.root)
+        return LocalTableStore(config.root, config.materialize)
     if config.kind == "databricks":
         assert config.catalog is not None and config.schema is not None  # validated by load_config
-        return UnityCatalogTableStore(config.catalog, config.schema)
+        return UnityCatalogTableStore(config.catalog, config.schema, config.materialize)
     raise ValueError(f"unknown storage kind {config.kind!r}")

@@ -1,15 +1,16 @@
-"""Gold's incremental bookkeeping: which gold rows silver's changes affect, and the MERGE.
+"""Gold's incremental bookkeeping: which gold rows silver's changes affect, and their rewrite.
 
 
 Every gold commit records in its Delta `userMetadata` the silver versions it was built from and
 a fingerprint of gold's definition (`definition_fingerprint`). The next run diffs silver at
 those versions against silver now (time travel on the zone's rows, matched on key and a content
-fingerprint), recomputes exactly the affected rows with `gridcast.medallion.gold` and MERGEs
-them. For energy that is each changed hour h and [h, h + 24 h], the rows whose lag or window
+fingerprint), recomputes exactly the affected rows with `gridcast.medallion.gold` and replaces
+them in one commit (`replaceWhere` on those hours or vintages: a writer, so the record is a
+writer option; decision 0026). For energy that is each changed hour h and [h, h + 24 h], the rows whose lag or window
 covers h; for observed weather the changed hour only; hours that extend the spine too. The
 recomputation reads silver only over those hours and the 24 hours before them. A changed
 definition, a missing record or an unreadable old version rebuilds the zone
-(docs/decisions/0004-gold.md).
+(docs/decisions/0004-gold.md). No session setting is used, so serverless runs it as it is.
 """
 
 
@@ -43,7 +44,6 @@ from gridcast.medallion.gold import (
     is_observation,
 )
 from gridcast.medallion.sql import sql_name, sql_text
-from gridcast.medallion.upsert import session_conf
 from gridcast.storage import TableStore
 from gridcast.tables import GOLD_WEATHER_VARIABLES, GOLD_HISTORIC, GOLD_WEATHER_FORECASTS, SILVER_ENERGY, SILVER_WEATHER, Table
 
@@ -52,7 +52,6 @@ from gridcast.tables import GOLD_WEATHER_VARIABLES, GOLD_HISTORIC, GOLD_WEATHER_
 MAX_READ_RANGES = 64
 
 
-_COMMIT_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 _METADATA_WRITER = "gridcast.gold"
 _RECENT_COMMITS = 20
 # The transforms' source as imported: the code that runs, whatever happens to the files later.
@@ -392,33 +391,29 @@ def _rebuild_zone(
     return written, version
 
 
-def _merge(
+def _replace_rows(
     spark: SparkSession, store: TableStore, table: Table, rows: DataFrame, record: BuildRecord,
-    *, target_filter: str | None = None,
+    predicate: str,
 ) -> tuple[int, int]:
-    """Upsert the zone's `rows` into a gold table by its key, with `record` in the commit.
+    """Replace the zone's gold rows that match `predicate` (SQL) with `rows`, with `record` in
+    the commit.
 
-    `target_filter` (SQL on alias `t`) prunes the target files MERGE reads. New columns are
-    added (schema evolution).
+    `rows` must be every row the predicate selects, recomputed: the hours or vintages the
+    update affects (Delta refuses a row outside it). One commit, written by a DataFrameWriter
+    (`replaceWhere`), so the build record travels as the writer option `userMetadata`: MERGE
+    takes no writer options, and the session setting it would need is one that serverless
+    refuses (decision 0026). New columns are added (`mergeSchema`).
 
     Returns:
-        Rows written (inserted or updated) and the table's version.
+        Rows written and the table's version.
     """
-    # The silver versions this build read travel with the commit, for the next incremental run.
-    # MERGE takes no writer options: the session setting is the only way to give its commit a
-    # `userMetadata` (Databricks documents it for SQL; whether serverless accepts it is untried).
-    with session_conf(spark, _COMMIT_METADATA_CONF, record.as_json()):
-        zone_rows = f"t.zone = {sql_text(record.zone)}"
-        condition = " AND ".join([
-            zone_rows, *(f"t.{sql_name(k)} = s.{sql_name(k)}" for k in table.key),
-            *([target_filter] if target_filter else []),
-        ])
-        merge = (
-            store.delta_table(spark, table).alias("t").merge(rows.alias("s"), condition)
-            .withSchemaEvolution().whenMatchedUpdateAll().whenNotMatchedInsertAll()
-        )
-        metrics = merge.execute().collect()[0]
-    return metrics["num_updated_rows"] + metrics["num_inserted_rows"], store.version(spark, table)
+    store.replace_where(rows, table, f"zone = {sql_text(record.zone)} AND ({predicate})",
+                        {"userMetadata": record.as_json(), "mergeSchema": "true"})
+    commit = store.delta_table(spark, table).history(1).collect()[0]
+    metrics = commit.operationMetrics or {}
+    # numOutputRows counts the untouched rows of rewritten files too (numCopiedRows).
+    written = int(metrics.get("numOutputRows", 0)) - int(metrics.get("numCopiedRows", 0))
+    return written, commit.version
 
 
 def _span(rows: DataFrame) -> HourRange | None:
@@ -512,9 +507,9 @@ def update_historic(silver: SilverSnapshot, zone: ZoneConfig) -> GoldUpdate:
                                   detail=f"no gold hour of zone {zone.id} is affected by the silver changes")
             affected, span, detail = plan
             rows = _build_historic_rows(silver, zone, read_ranges(affected, span), affected)
-            prune = _between_sql("t.datetime", affected[0][0], affected[-1][1])
-            written, version = _merge(spark, store, table, rows,
-                                      BuildRecord(zone.id, sources, span, definition), target_filter=prune)
+            hours = " OR ".join(_between_sql("datetime", first, last) for first, last in affected)
+            written, version = _replace_rows(spark, store, table, rows,
+                                             BuildRecord(zone.id, sources, span, definition), hours)
             return GoldUpdate(table, "incremental", written, version, detail)
 
     span = _span(silver.read(SILVER_ENERGY))
@@ -553,9 +548,9 @@ def update_weather_forecasts(silver: SilverSnapshot, zone: ZoneConfig) -> GoldUp
                                   detail=f"no forecast of zone {zone.id} changed in silver")
             fetched = F.unix_seconds("fetched_at").isin(vintages)
             rows = build_weather_forecasts(silver.weather().filter(fetched), zone)
-            prune = (f"t.fetched_at BETWEEN timestamp_seconds({vintages[0]}) "
-                     f"AND timestamp_seconds({vintages[-1]})")
-            written, version = _merge(spark, store, table, rows, record, target_filter=prune)
+            fetches = ", ".join(f"timestamp_seconds({vintage})" for vintage in vintages)
+            written, version = _replace_rows(spark, store, table, rows, record,
+                                             f"fetched_at IN ({fetches})")
             return GoldUpdate(table, "incremental", written, version,
                               f"{len(vintages)} forecast vintage(s) new or revised")
 

@@ -32,7 +32,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from gridcast.medallion.sql import sql_name
-from gridcast.storage import LocalTableStore, TableStore
+from gridcast.storage import TableStore
 from gridcast.tables import Table
 
 # The column `process_new_rows` adds to every streamed row: the qualified name of its source table.
@@ -242,14 +242,6 @@ class IncrementalRun:
     seconds: float = 0.0
 
 
-def _read_stream(spark: SparkSession, store: TableStore, table: Table) -> DataFrame:
-    # A path-based table streams by path, a catalog table by name (`delta.`<path>`` is refused).
-    reader = spark.readStream.format("delta")
-    if isinstance(store, LocalTableStore):
-        return reader.load(store.identifier(table))
-    return reader.table(store.identifier(table))
-
-
 def _version_read(end_offset: str | None) -> int | None:
     """The last Delta version a stream has fully read, from its end offset.
 
@@ -296,7 +288,10 @@ def stream_id(checkpoint: str) -> str:
     Structured Streaming keeps its query id in the checkpoint's `metadata` file and takes it from
     there when one exists; a new checkpoint gets an id written here, before the query starts, so
     the driver knows the id without asking the running query (`spark.streams`), which the
-    foreachBatch function cannot do under Spark Connect.
+    foreachBatch function cannot do under Spark Connect. The file is read and written with
+    Python's file I/O: on Databricks the checkpoint is in a Unity Catalog volume
+    (`/Volumes/...`), which Python on the driver reaches as files through the volume's FUSE
+    mount, serverless included; only JVM file APIs cannot (decision 0026).
     """
     metadata = Path(checkpoint) / "metadata"
     if metadata.exists():
@@ -352,7 +347,7 @@ def process_new_rows(
     started = time.monotonic()
     if _caught_up(spark, store, sources, checkpoint):
         return IncrementalRun(seconds=time.monotonic() - started)
-    streams = [_read_stream(spark, store, t).withColumn(SOURCE_COLUMN, F.lit(t.qualified_name)) for t in sources]
+    streams = [store.read_stream(spark, t).withColumn(SOURCE_COLUMN, F.lit(t.qualified_name)) for t in sources]
     union = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), streams)
 
     query = (
