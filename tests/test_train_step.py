@@ -108,6 +108,16 @@ def test_register_makes_the_first_trained_version_champion(trained):
     assert set(aliases) == {CHALLENGER, CHAMPION}
 
 
+def test_the_registered_model_carries_the_signature_unity_catalog_requires(trained):
+    """The Unity Catalog registry refuses a model without a signature: inputs are the frame's
+    model columns (horizon first), outputs the p50 and the interval."""
+    info = mlflow.models.get_model_info(f"models:/{NAME}/1")
+    assert info.signature is not None
+    inputs = info.signature.inputs.input_names()
+    assert inputs[0] == "horizon" and "ci_last" in inputs and "target" not in inputs
+    assert {"prediction", "p10", "p90"} <= set(info.signature.outputs.input_names())
+
+
 def test_batch_score_forecasts_the_latest_issue_hours_next_24_hours_and_a_rerun_commits_nothing(
         lake, trained, capsys):
     assert batch_score.main(trained["overrides"]) == 0
