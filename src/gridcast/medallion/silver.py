@@ -34,6 +34,7 @@ from gridcast.hours import HOUR_S
 from gridcast.medallion.quality import (
     ENERGY,
     FAILURES,
+    FAILURES_TYPE,
     WEATHER,
     conform,
     evaluate,
@@ -368,12 +369,15 @@ def parse_weather_csv(bronze: DataFrame) -> DataFrame:
     line = F.col("_line.line")
     unquoted = F.regexp_replace(line, _QUOTED_FIELD, "")
     field_count = F.size(F.split(unquoted, ",", -1))
-    line_failures = [
-        F.when(unquoted.contains('"'), failure("csv_row", "unterminated quoted field (truncated line?)")),
-        F.when(~unquoted.contains('"') & (field_count != F.size("_header")), failure("csv_row", F.concat(
+    # At most one of the two (a `when` chain, not `array_compact`: a lambda there would keep the
+    # per-line projection below, the parse's largest, from generated code; see `evaluate`).
+    line_failures = (
+        F.when(unquoted.contains('"'), F.array(failure("csv_row", "unterminated quoted field (truncated line?)")))
+        .when(field_count != F.size("_header"), F.array(failure("csv_row", F.concat(
             F.lit("line has "), field_count.cast("string"), F.lit(" fields, the header "),
-            F.size("_header").cast("string"), F.lit(" (truncated or malformed)")))),
-    ]
+            F.size("_header").cast("string"), F.lit(" (truncated or malformed)")))))
+        .otherwise(F.array().cast(FAILURES_TYPE))
+    )
     raw_datetime = _csv_value("datetime")
     return (
         _with_pointer(bronze, BRONZE_WEATHER)
@@ -383,7 +387,7 @@ def parse_weather_csv(bronze: DataFrame) -> DataFrame:
         .withColumn(FAILURES, F.array_compact(F.array(*payload_failures)))
         .withColumn("_line", F.explode(_one_row_per_failed_payload(F.expr(_CSV_LINES), _LINE_TYPE)))
         .withColumn(FAILURES, F.when(line.isNull(), F.col(FAILURES))
-                    .otherwise(F.array_compact(F.array(*line_failures))))
+                    .otherwise(line_failures))
         .withColumn("_record", F.coalesce(line, _excerpt(body), F.col("error")))
         .selectExpr(
             "zone", "location",
