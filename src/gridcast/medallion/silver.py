@@ -49,7 +49,10 @@ from gridcast.medallion.upsert import (
     IncrementalRun,
     MergeMetrics,
     RevisionGroup,
+    append_into_empty,
     append_once,
+    appended_rows,
+    has_rows,
     latest_per_key,
     merge_revisions,
     process_new_rows,
@@ -523,6 +526,8 @@ def merge_energy_revisions(spark: SparkSession, store: TableStore, revisions: Da
     Returns:
         Revisions inserted.
     """
+    if not has_rows(spark, store, SILVER_ENERGY_REVISIONS):
+        return append_into_empty(spark, store, SILVER_ENERGY_REVISIONS, revisions)
     condition = " AND ".join(f"t.{sql_name(c)} = s.{sql_name(c)}" for c in SILVER_ENERGY_REVISIONS.key)
     earlier = "s.first_seen_at < t.first_seen_at"
     with session_conf(spark, MERGE_MATERIALIZE_SOURCE, "none", optional=True):
@@ -719,9 +724,11 @@ def _commits_since(
 
 
 def _merged(commits: Sequence[Row]) -> MergeMetrics:
-    """Rows inserted and updated by the MERGE commits among `commits`."""
+    """Rows inserted and updated by the MERGE commits among `commits`, and appended (inserted)
+    by the appends that replace a MERGE into an empty table (`append_into_empty`)."""
     total = MergeMetrics()
     for commit in commits:
+        total += MergeMetrics(appended_rows(commit))
         if commit.operation == "MERGE":
             metrics = commit.operationMetrics or {}
             total += MergeMetrics(int(metrics.get("numTargetRowsInserted", 0)),
