@@ -24,9 +24,10 @@ from pyspark import cloudpickle
 from pyspark.errors import AnalysisException
 from pyspark.sql.conf import RuntimeConfig
 from pyspark.sql.streaming.readwriter import DataStreamWriter
+from pyspark.sql.types import IntegerType, StringType, StructField, StructType, TimestampType
 
 from gridcast.medallion.silver import STREAM_NAME, SilverSummary, refresh_silver
-from gridcast.medallion.upsert import append_once
+from gridcast.medallion.upsert import MergeMetrics, RevisionGroup, append_once, merge_revisions
 from gridcast.storage import STAGING_LAYER, LocalTableStore
 from gridcast.tables import (BRONZE_CARBON, BRONZE_POWER, BRONZE_WEATHER, SILVER_ENERGY,
                              SILVER_ENERGY_REVISIONS, SILVER_QUARANTINE, SILVER_WEATHER, Table)
@@ -109,6 +110,7 @@ def _snapshot(spark, store: LocalTableStore) -> dict[str, tuple[list[str], list[
 
 @dataclass
 class Scenario:
+    operations: dict[str, list[str]] = field(default_factory=dict)  # per table, by version
     no_bronze_exit: int = -1
     no_bronze_output: str = ""
     step_exit: int = -1
@@ -204,6 +206,11 @@ def scenario(spark, tmp_path_factory) -> Scenario:
     result.rerun_streams = len(started)
     result.versions_after_rerun = _versions(spark, store)
     result.incremental = _snapshot(spark, store)
+    result.operations = {
+        t.name: [c.operation for c in sorted(store.delta_table(spark, t).history().collect(),
+                                              key=lambda c: c.version)]
+        for t in (SILVER_ENERGY, SILVER_ENERGY_REVISIONS, SILVER_WEATHER)
+    }
 
     # A quarantine batch written twice (a re-run after a crash) lands once.
     one_row = store.read(spark, SILVER_QUARANTINE).limit(1).localCheckpoint()
@@ -418,3 +425,27 @@ def test_a_rerun_with_nothing_new_starts_no_stream(scenario):
     # The checkpoint already covers every bronze version: no query is planned at all.
     assert scenario.rerun_streams == 0
     assert scenario.rerun.batches == 0
+
+
+def test_the_first_batch_appends_into_the_empty_tables_and_the_next_one_merges(scenario):
+    # v0: created empty; v1: the first batch, nothing to match; v2: the second batch.
+    for table, operations in scenario.operations.items():
+        assert operations[1:] == ["WRITE", "MERGE"], table
+
+
+def test_a_merge_into_an_empty_table_appends_and_running_it_again_changes_nothing(spark, tmp_path):
+    # What a batch re-run after a crash does: its append committed, so the re-run MERGEs.
+    store = LocalTableStore(tmp_path)
+    table = Table("silver", "readings", key=("k",), schema=StructType([
+        StructField("k", StringType(), False), StructField("seen", TimestampType()),
+        StructField("v", IntegerType())]))
+    store.ensure(spark, table)
+    rows = spark.createDataFrame([("a", H[0], 1, 10.0), ("b", H[1], 2, None)],
+                                 "k string, seen timestamp, v int, grown double")
+    group = (RevisionGroup("all", order=("seen",), columns=("v", "grown")),)
+    first = merge_revisions(spark, store, table, rows, groups=group)
+    again = merge_revisions(spark, store, table, rows, groups=group)
+    operations = [c.operation for c in store.delta_table(spark, table).history().orderBy("version").collect()]
+    assert (first, again, operations[1:]) == (MergeMetrics(2, 0), MergeMetrics(0, 0), ["WRITE", "MERGE"])
+    assert sorted(tuple(r) for r in store.read(spark, table).select("k", "v", "grown").collect()) == [
+        ("a", 1, 10.0), ("b", 2, None)]

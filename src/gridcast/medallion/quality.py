@@ -43,7 +43,9 @@ def failure(check: str, message: Column | str) -> Column:
 
 
 def _failure(check: str, condition: str, message: str) -> str:
-    return f"CASE WHEN {condition} THEN named_struct('check', {sql_text(check)}, 'message', {message}) END"
+    """SQL: a list of one failure when `condition` holds, else an empty list (see `evaluate`)."""
+    entry = f"named_struct('check', {sql_text(check)}, 'message', {message})"
+    return f"CASE WHEN {condition} THEN array({entry}) ELSE array() END"
 
 
 def _message(column: str, text: str) -> str:
@@ -53,8 +55,8 @@ def _message(column: str, text: str) -> str:
 
 
 class Expectation(ABC):
-    """A rule rows must satisfy; `violations` yields one SQL failure expression per checked column
-    (null when the row passes)."""
+    """A rule rows must satisfy; `violations` yields one SQL failure list per checked column
+    (empty when the row passes)."""
 
     name: str
 
@@ -205,7 +207,10 @@ def evaluate(frame: DataFrame, suite: Suite) -> DataFrame:
     checks = _type_violations(frame, suite, value)
     for expectation in suite.expectations:
         checks.extend(expectation.violations(columns, value))
-    found = f"array_compact(array({', '.join(checks)}))" if checks else "array()"
+    # The lists concatenated, not nullable entries compacted: `array_compact` is a lambda
+    # (`filter`), and one lambda in a projection makes Spark evaluate the whole projection row by
+    # row without generated code (measured: the year's weather gate 6 s slower).
+    found = f"concat({', '.join(checks)})" if checks else "array()"
     if FAILURES in frame.columns:
         found = f"CASE WHEN size({FAILURES}) > 0 THEN {FAILURES} ELSE {found} END"
     found_column, verdict = "__found", "__verdict"

@@ -8,6 +8,8 @@ Nothing here knows about energy or weather; silver uses it, gold can too.
   replaced only when the incoming row is newer for that group, so an older revision arriving
   late never overwrites a newer one, and two upstream sources can fill one row independently.
   New source columns are added to the table (MERGE schema evolution).
+- `has_rows` / `append_into_empty`: a MERGE into a table without rows inserts every row; a plain
+  append writes the same rows without the MERGE's join (the first batch of a fresh lake).
 - `append_once`: a plain append Delta skips when the same (writer, batch) already committed:
   the cheap idempotent write for a streaming batch (one Spark job; a MERGE runs about ten).
 - `process_new_rows`: feed the rows appended to Delta tables since the last call to a function,
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 
 from gridcast.medallion.sql import sql_name
@@ -127,7 +129,8 @@ def merge_revisions(
 
     Every column of `updates` must be a key column, owned by a group or in `on_match`. A group
     whose first `order` column is not in `updates` is left as it is. Table columns that are none
-    of these (e.g. generated columns) are left to Delta.
+    of these (e.g. generated columns) are left to Delta. A table without rows gets a plain
+    append of `updates` instead (`append_into_empty`): the same rows and columns.
 
     Returns:
         Rows inserted and updated.
@@ -149,6 +152,8 @@ def merge_revisions(
     if orphans:
         raise ValueError(f"MERGE into {table}: column(s) {', '.join(orphans)} belong to no revision group")
 
+    if not has_rows(spark, store, table):
+        return MergeMetrics(inserted=append_into_empty(spark, store, table, updates))
     # A group the batch does not carry at all (e.g. no power rows in it) keeps the table's values.
     groups = [g for g in groups if not g.order or g.order[0] in source_columns]
     # SQL text: one string per column, parsed by Spark, rather than thousands of small calls.
@@ -176,6 +181,32 @@ def merge_revisions(
             .collect()[0]
         )
     return MergeMetrics(inserted=result["num_inserted_rows"], updated=result["num_updated_rows"])
+
+
+def has_rows(spark: SparkSession, store: TableStore, table: Table) -> bool:
+    """Whether the Delta table has any data file, from its metadata (`DESCRIBE DETAIL`)."""
+    return store.delta_table(spark, table).detail().select("numFiles").first()[0] > 0
+
+
+def append_into_empty(spark: SparkSession, store: TableStore, table: Table, rows: DataFrame) -> int:
+    """Append `rows` to a table `has_rows` found empty: what a MERGE (every row an insert) would
+    write, new columns added the same way, in one write instead of a join and a write.
+
+    Idempotent like the MERGE it replaces: a batch re-run after this commit finds rows and
+    MERGEs (matching every row, changing none).
+
+    Returns:
+        Rows written.
+    """
+    store.append(rows, table, {"mergeSchema": "true"})
+    return appended_rows(store.delta_table(spark, table).history(1).collect()[0])
+
+
+def appended_rows(commit: Row) -> int:
+    """Rows a `WRITE` commit (a history row) appended; 0 for any other operation."""
+    if commit.operation != "WRITE":
+        return 0
+    return int((commit.operationMetrics or {}).get("numOutputRows", 0))
 
 
 @contextmanager
