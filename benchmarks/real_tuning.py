@@ -3,7 +3,7 @@
 Settings are chosen here and then measured once on the judged zone-years (docs/decisions/0025).
 Each window is the product's backtest fold loop without the lake round trips: the frame is
 `gridcast.frame.build_frame` over the zone's silver revisions (read once through
-`load_frame_inputs` from a lake that `real_backtest.py --workdir` left, cached as parquet next to
+`load_frame_inputs` from a lake that `real_backtest.py --workdir` left, cached as parquet in
 it), made lag-only; each fold is `backtest.fold_split` + `model.fit_split` (the code `train` and
 `backtest` run) with the shipped config plus the given Hydra overrides. Per window it prints
 MAE, the best naive MAE, skill against it, p10-p90 coverage, the worst horizon against the
