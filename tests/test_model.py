@@ -275,6 +275,20 @@ def test_hydra_model_group_files_parse_into_model_settings(choice):
     assert parsed == ModelSettings(kind=choice, **shipped)
 
 
+def test_a_block_whose_rows_never_know_an_input_fits_and_predicts_without_it(frame):
+    labelled = frame[frame["target"].notna()]
+    columns = [c for c in feature_columns(labelled) if labelled[c].notna().any()]
+    X = to_model_input(labelled, columns)
+    X.loc[X["horizon"] > 6, "ci_target_m24"] = np.nan  # as beyond 48 h: never known there
+    forecaster = Forecaster(ModelSettings(**{**FAST.__dict__, "kind": "blocks"}), HORIZON)
+
+    forecaster.fit(X, labelled["target"])
+
+    assert "ci_target_m24" in forecaster.block_columns_[0]
+    assert "ci_target_m24" not in forecaster.block_columns_[1]
+    assert np.isfinite(forecaster.predict(X)).all()
+
+
 def test_the_shipped_default_is_six_hour_blocks_of_the_pooled_estimator():
     from gridcast.config import load_config
     from gridcast.model import horizon_blocks
