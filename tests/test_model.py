@@ -263,13 +263,39 @@ def test_hydra_model_group_files_parse_into_model_settings(choice):
     parsed = ModelSettings.from_mapping(OmegaConf.to_container(OmegaConf.load(path)))
 
     assert parsed.kind == choice
-    # The shipped config is the dataclass defaults but for the estimator chosen on the IT-NO
-    # 2021 walk-forward (docs/decisions/0017): residual over the blend, relative levels, 150
-    # trees at learning rate 0.05, leaves of at least 200 rows, every 3rd training issue hour.
+    # Both are the dataclass defaults but for the estimator chosen on the IT-NO 2021
+    # walk-forward (docs/decisions/0017): residual over the blend, relative levels, 150 trees at
+    # learning rate 0.05, leaves of at least 200 rows, every 3rd training issue hour; the
+    # shipped `blocks` splits it into 6-hour blocks up to 24 h (0025).
     shipped = {"target": "residual", "residual_base": "blend", "relative_levels": True,
                "max_iter": 150, "learning_rate": 0.05, "min_samples_leaf": 200,
-               "train_issue_stride_h": 3} if choice == "pooled" else {}
+               "train_issue_stride_h": 3}
+    if choice == "blocks":
+        shipped["blocks"] = ((1, 6), (7, 12), (13, 18), (19, 24), (25, 48), (49, 72))
     assert parsed == ModelSettings(kind=choice, **shipped)
+
+
+def test_a_block_whose_rows_never_know_an_input_fits_and_predicts_without_it(frame):
+    labelled = frame[frame["target"].notna()]
+    columns = [c for c in feature_columns(labelled) if labelled[c].notna().any()]
+    X = to_model_input(labelled, columns)
+    X.loc[X["horizon"] > 6, "ci_target_m24"] = np.nan  # as beyond 48 h: never known there
+    forecaster = Forecaster(ModelSettings(**{**FAST.__dict__, "kind": "blocks"}), HORIZON)
+
+    forecaster.fit(X, labelled["target"])
+
+    assert "ci_target_m24" in forecaster.block_columns_[0]
+    assert "ci_target_m24" not in forecaster.block_columns_[1]
+    assert np.isfinite(forecaster.predict(X)).all()
+
+
+def test_the_shipped_default_is_six_hour_blocks_of_the_pooled_estimator():
+    from gridcast.config import load_config
+    from gridcast.model import horizon_blocks
+
+    cfg = load_config([])
+    assert cfg.train.model.kind == "blocks"
+    assert horizon_blocks(cfg.train.model, 24) == [(1, 6), (7, 12), (13, 18), (19, 24)]
 
 
 def test_an_input_never_known_in_the_training_rows_is_left_out_of_the_model(frame):

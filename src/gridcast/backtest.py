@@ -80,7 +80,7 @@ class BacktestSettings:
     min_train_days: int = 28
     calibration_days: int = 7
     weather: bool = True
-    flush_every_folds: int = 4
+    flush_every_folds: int = 8
 
     def __post_init__(self) -> None:
         for name in ("start", "end"):

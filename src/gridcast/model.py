@@ -390,10 +390,16 @@ class Forecaster(BaseEstimator, RegressorMixin):
         horizons = X["horizon"].to_numpy()
         self.blocks_ = horizon_blocks(s, self.horizon)
         self.estimators_ = []
+        # Per block, the inputs known in some of its rows: at horizons beyond 48 the target-hour
+        # lags of 24 and 48 h are never known, and HistGradientBoosting cannot bin an
+        # all-missing column.
+        self.block_columns_ = []
         for lo, hi in self.blocks_:
             rows = (horizons >= lo) & (horizons <= hi)
             if not rows.any():
                 raise NotEnoughDataError(f"no training rows for horizons {lo}..{hi}")
+            known = trees_input[rows].notna().any().to_numpy()
+            self.block_columns_.append(list(trees_input.columns[known]))
             estimator = HistGradientBoostingRegressor(
                 max_iter=s.max_iter,
                 learning_rate=s.learning_rate,
@@ -404,8 +410,9 @@ class Forecaster(BaseEstimator, RegressorMixin):
                 random_state=s.seed,
             )
             weight = None if sample_weight is None else np.asarray(sample_weight)[rows]
-            self.estimators_.append(
-                estimator.fit(trees_input[rows], residual[rows], sample_weight=weight))
+            self.estimators_.append(estimator.fit(
+                trees_input.loc[rows, self.block_columns_[-1]], residual[rows],
+                sample_weight=weight))
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -419,10 +426,12 @@ class Forecaster(BaseEstimator, RegressorMixin):
         prediction = self._base(X).astype("float64")
         trees_input = self._trees_input(X)
         with self._threads():
-            for (lo, hi), estimator in zip(self.blocks_, self.estimators_):
+            columns = getattr(self, "block_columns_",
+                              [list(trees_input.columns)] * len(self.blocks_))
+            for (lo, hi), estimator, used in zip(self.blocks_, self.estimators_, columns):
                 rows = (horizons >= lo) & (horizons <= hi)
                 if rows.any():
-                    prediction[rows] += estimator.predict(trees_input[rows])
+                    prediction[rows] += estimator.predict(trees_input.loc[rows, used])
         return prediction
 
 
