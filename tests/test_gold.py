@@ -325,7 +325,8 @@ def lakes(spark, tmp_path_factory) -> dict:
             settings_refused = False
         for energy, weather in batches:
             write_silver(spark, incremental, energy, weather)
-            updates.append({u.table: u for u in update_gold(spark, incremental, ZONE, progress=silent)})
+            updated = update_gold(spark, incremental, ZONE, progress=silent)
+            updates.append({u.table: u for u in updated})
     gold = (GOLD_HISTORIC, GOLD_WEATHER_FORECASTS)
     versions_before_rerun = {t: incremental.version(spark, t) for t in gold}
     rerun = {u.table: u for u in update_gold(spark, incremental, ZONE, progress=silent)}

@@ -227,7 +227,8 @@ def scenario(spark, tmp_path_factory) -> Scenario:
     _append(spark, full, {t: first[t] + second.get(t, []) for t in first})
     refresh_silver(spark, full, str(root / "full" / "_checkpoints"), run_id="run-full", progress=lambda _: None)
     result.full = _snapshot(spark, full)
-    result.full_staged = (root / "full" / STAGING_LAYER / f"{STREAM_NAME}_batch" / "_delta_log").is_dir()
+    staged = root / "full" / STAGING_LAYER / f"{STREAM_NAME}_batch"
+    result.full_staged = (staged / "_delta_log").is_dir()
     result.incremental_staged = (root / "incremental" / STAGING_LAYER).exists()
     return result
 
@@ -445,7 +446,9 @@ def test_a_merge_into_an_empty_table_appends_and_running_it_again_changes_nothin
     group = (RevisionGroup("all", order=("seen",), columns=("v", "grown")),)
     first = merge_revisions(spark, store, table, rows, groups=group)
     again = merge_revisions(spark, store, table, rows, groups=group)
-    operations = [c.operation for c in store.delta_table(spark, table).history().orderBy("version").collect()]
-    assert (first, again, operations[1:]) == (MergeMetrics(2, 0), MergeMetrics(0, 0), ["WRITE", "MERGE"])
-    assert sorted(tuple(r) for r in store.read(spark, table).select("k", "v", "grown").collect()) == [
-        ("a", 1, 10.0), ("b", 2, None)]
+    history = store.delta_table(spark, table).history().orderBy("version").collect()
+    operations = [commit.operation for commit in history]
+    assert (first, again) == (MergeMetrics(2, 0), MergeMetrics(0, 0))
+    assert operations[1:] == ["WRITE", "MERGE"]
+    kept = store.read(spark, table).select("k", "v", "grown").collect()
+    assert sorted(tuple(r) for r in kept) == [("a", 1, 10.0), ("b", 2, None)]

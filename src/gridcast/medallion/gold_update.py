@@ -6,8 +6,8 @@ a fingerprint of gold's definition (`definition_fingerprint`). The next run diff
 those versions against silver now (time travel on the zone's rows, matched on key and a content
 fingerprint), recomputes exactly the affected rows with `gridcast.medallion.gold` and replaces
 them in one commit (`replaceWhere` on those hours or vintages: a writer, so the record is a
-writer option; decision 0026). For energy that is each changed hour h and [h, h + 24 h], the rows whose lag or window
-covers h; for observed weather the changed hour only; hours that extend the spine too. The
+writer option; decision 0026). For energy that is each changed hour h and [h, h + 24 h], the
+rows whose lag or window covers h; for observed weather the changed hour only; hours that extend the spine too. The
 recomputation reads silver only over those hours and the 24 hours before them. A changed
 definition, a missing record or an unreadable old version rebuilds the zone
 (docs/decisions/0004-gold.md). No session setting is used, so serverless runs it as it is.

@@ -375,7 +375,8 @@ def parse_weather_csv(bronze: DataFrame) -> DataFrame:
     # At most one of the two (a `when` chain, not `array_compact`: a lambda there would keep the
     # per-line projection below, the parse's largest, from generated code; see `evaluate`).
     line_failures = (
-        F.when(unquoted.contains('"'), F.array(failure("csv_row", "unterminated quoted field (truncated line?)")))
+        F.when(unquoted.contains('"'),
+               F.array(failure("csv_row", "unterminated quoted field (truncated line?)")))
         .when(field_count != F.size("_header"), F.array(failure("csv_row", F.concat(
             F.lit("line has "), field_count.cast("string"), F.lit(" fields, the header "),
             F.size("_header").cast("string"), F.lit(" (truncated or malformed)")))))

@@ -378,7 +378,8 @@ def process_new_rows(
     started = time.monotonic()
     if _caught_up(spark, store, sources, checkpoint):
         return IncrementalRun(seconds=time.monotonic() - started)
-    streams = [store.read_stream(spark, t).withColumn(SOURCE_COLUMN, F.lit(t.qualified_name)) for t in sources]
+    streams = [store.read_stream(spark, t).withColumn(SOURCE_COLUMN, F.lit(t.qualified_name))
+               for t in sources]
     union = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), streams)
 
     query = (
