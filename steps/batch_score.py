@@ -52,7 +52,8 @@ def run(cfg: GridcastConfig) -> None:
         if store.exists(spark, GOLD_PREDICTIONS):
             existing = read_table(
                 spark, store, GOLD_PREDICTIONS, columns=list(GOLD_PREDICTIONS.key),
-                where=(F.col("zone") == zone.id) & (F.col("model_version") == champion.version)
+                where=(F.col("zone") == zone.id) & (F.col("model_name") == name)
+                & (F.col("model_version") == champion.version)
                 & F.col("issued_at").between(start.to_pydatetime(), end.to_pydatetime()),
             )
         fresh = new_predictions(scored.predictions, existing)

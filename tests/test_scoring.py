@@ -17,6 +17,7 @@ from gridcast.model import train_forecaster
 from gridcast.scoring import (
     PREDICTION_COLUMNS, Champion, ScoreSettings, new_predictions, score_rows,
 )
+from gridcast.tables import GOLD_PREDICTIONS
 
 HORIZON = 6
 SCORED_AT = pd.Timestamp("2025-03-01T12:00:00Z")
@@ -84,7 +85,7 @@ def test_keys_already_in_the_table_are_dropped_so_the_first_scored_at_stays(fram
     first = score_rows(_latest(frame, 2), champion, max_age_h=6, scored_at=SCORED_AT).predictions
     later = score_rows(_latest(frame, 3), champion, max_age_h=6,
                        scored_at=SCORED_AT + pd.Timedelta(hours=1)).predictions
-    fresh = new_predictions(later, first[["zone", "issued_at", "datetime", "model_version"]])
+    fresh = new_predictions(later, first[list(GOLD_PREDICTIONS.key)])
     assert len(fresh) == HORIZON
     assert fresh["issued_at"].nunique() == 1
     assert fresh["issued_at"].iloc[0] < first["issued_at"].min()
@@ -93,7 +94,14 @@ def test_keys_already_in_the_table_are_dropped_so_the_first_scored_at_stays(fram
 
 def test_another_model_version_is_a_new_key(frame, champion):
     rows = score_rows(_latest(frame), champion, max_age_h=6, scored_at=SCORED_AT).predictions
-    keys = rows[["zone", "issued_at", "datetime", "model_version"]].assign(model_version="2")
+    keys = rows[list(GOLD_PREDICTIONS.key)].assign(model_version="2")
+    assert len(new_predictions(rows, keys)) == len(rows)
+
+
+def test_another_horizons_model_with_the_same_version_number_is_a_new_key(frame, champion):
+    """Versions restart per registered model: v1 of the 72 h model is not v1 of this one."""
+    rows = score_rows(_latest(frame), champion, max_age_h=6, scored_at=SCORED_AT).predictions
+    keys = rows[list(GOLD_PREDICTIONS.key)].assign(model_name="gridcast_GR_72h")
     assert len(new_predictions(rows, keys)) == len(rows)
 
 

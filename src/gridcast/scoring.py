@@ -6,8 +6,9 @@ The scoring rows come from the same frame code as the training rows
 (`ci_last` unknown, or older than `ScoreSettings.max_age_h`) is skipped and counted, never
 scored on made-up inputs; missing weather is tolerated and flagged (`weather_missing`).
 
-Idempotence: the table's key is (zone, issued_at, datetime, model_version). A key already in the
-table is dropped before the MERGE, so the first `scored_at` stays and a rerun commits nothing.
+Idempotence: the table's key is (zone, issued_at, datetime, model_name, model_version). A key
+already in the table is dropped before the MERGE, so the first `scored_at` stays and a rerun
+commits nothing; another horizon's model (its own name, versions from 1 again) never collides.
 """
 
 from __future__ import annotations

@@ -236,7 +236,10 @@ GOLD_WEATHER_FORECASTS = Table(
 _UTC_TS = TimestampType()
 
 GOLD_PREDICTIONS = Table(
-    "gold", "carbon_intensity_predictions", key=("zone", "issued_at", "datetime", "model_version"),
+    # The model's name as well as its version: versions restart per registered model, so
+    # gridcast_GR_48h v1 and gridcast_GR_72h v1 are different forecasts of one hour.
+    "gold", "carbon_intensity_predictions",
+    key=("zone", "issued_at", "datetime", "model_name", "model_version"),
     schema=StructType([
         StructField("zone", StringType(), False),
         StructField("issued_at", _UTC_TS, False),  # the issue hour T
