@@ -12,11 +12,11 @@ from pathlib import Path
 from statistics import mean
 
 import pytest
+from fixtures.connect_mode import as_on_spark_connect
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField, StructType
-from test_silver_merge import _as_on_spark_connect
 
 from gridcast.config import Location, ZoneConfig
 from gridcast.medallion.calendar import CALENDAR_COLUMNS, holiday_calendar
@@ -316,7 +316,7 @@ def lakes(spark, tmp_path_factory) -> dict:
     full = GoldElsewhere(incremental, tmp_path_factory.mktemp("full"))
     batches = silver_batches()
     updates = []
-    with _as_on_spark_connect():
+    with as_on_spark_connect():
         try:
             spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", "{}")
         except AnalysisException:

@@ -289,6 +289,22 @@ def test_a_block_whose_rows_never_know_an_input_fits_and_predicts_without_it(fra
     assert np.isfinite(forecaster.predict(X)).all()
 
 
+def test_a_champion_pickled_before_block_columns_predicts_as_it_did_on_all_columns(frame):
+    # Champions registered before 0025 fitted every block on all the inputs and carry no
+    # `block_columns_`; they must still score (batch_score loads whatever is the champion).
+    labelled = frame[frame["target"].notna()]
+    columns = [c for c in feature_columns(labelled) if labelled[c].notna().any()]
+    X = to_model_input(labelled, columns)
+    forecaster = Forecaster(ModelSettings(**{**FAST.__dict__, "kind": "blocks"}), HORIZON)
+    forecaster.fit(X, labelled["target"])
+    assert all(used == list(forecaster.block_columns_[0]) for used in forecaster.block_columns_)
+    expected = forecaster.predict(X)
+
+    del forecaster.block_columns_
+
+    np.testing.assert_array_equal(forecaster.predict(X), expected)
+
+
 def test_the_shipped_default_is_six_hour_blocks_of_the_pooled_estimator():
     from gridcast.config import load_config
     from gridcast.model import horizon_blocks

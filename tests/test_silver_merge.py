@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import io
-import pickle
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import mlflow
 import pytest
+from fixtures.connect_mode import as_on_spark_connect
 from fixtures.silver_bronze import bronze_row, carbon_entry, history, past_range, power_entry, utc, weather_csv
 from utc import utc_rows
 
-from pyspark import cloudpickle
-from pyspark.errors import AnalysisException
-from pyspark.sql.conf import RuntimeConfig
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType, TimestampType
 
@@ -139,32 +135,6 @@ def _bronze(spark, store: LocalTableStore) -> None:
         store.ensure(spark, table)
 
 
-@contextlib.contextmanager
-def _as_on_spark_connect() -> Iterator[list]:
-    """Run silver the way Spark Connect (serverless) does: the foreachBatch function is pickled
-    and runs as a copy (its own state never reaches the driver; a function holding the driver's
-    session cannot be pickled), and the session refuses Delta settings. Yields the list of
-    functions shipped."""
-    shipped: list = []
-    start_stream = DataStreamWriter.foreachBatch
-    set_conf = RuntimeConfig.set
-
-    def ship(writer, function):
-        shipped.append(pickle.loads(cloudpickle.dumps(function)))
-        return start_stream(writer, shipped[-1])
-
-    def refuse(conf, key, value):
-        if key.startswith("spark.databricks."):
-            raise AnalysisException(
-                message=f"[CONFIG_NOT_AVAILABLE] Configuration {key} is not available.")
-        return set_conf(conf, key, value)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(DataStreamWriter, "foreachBatch", ship)
-        patch.setattr(RuntimeConfig, "set", refuse)
-        yield shipped
-
-
 @pytest.fixture(scope="module")
 def scenario(spark, tmp_path_factory) -> Scenario:
     root = tmp_path_factory.mktemp("silver")
@@ -192,7 +162,7 @@ def scenario(spark, tmp_path_factory) -> Scenario:
     _append(spark, store, second)
     # The second batch runs as on Spark Connect; the tests of `second` and `incremental` (and
     # incremental == full, built the ordinary way) then hold for that mode too.
-    with _as_on_spark_connect() as shipped:
+    with as_on_spark_connect() as shipped:
         result.second = refresh_silver(spark, store, checkpoints, run_id="run-2",
                                        progress=lambda _: None)
     result.connect_functions_shipped = len(shipped)
