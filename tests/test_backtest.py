@@ -264,12 +264,3 @@ def test_lag_only_blanks_weather_and_flags_it_missing():
     blank = lag_only(frame, ["athens_temp", "patras_temp"])
     assert blank["athens_temp"].isna().all() and blank["weather_missing"].all()
     assert not blank["weather_is_fallback"].any()
-
-
-def test_lag_only_blanks_the_weather_relative_to_the_issue_hour_too():
-    frame = pd.DataFrame({"athens_windspeed": [5.0], "athens_windspeed_now": [4.0],
-                          "athens_windspeed_change": [1.0], "athens_windspeed_vs_next_day": [2.0],
-                          "ci_last": [300.0], "weather_lead_h": [3.0],
-                          "weather_is_fallback": [False], "weather_missing": [False]})
-    blank = lag_only(frame, ["athens_windspeed"])
-    assert blank.filter(like="athens_").isna().all().all() and blank["ci_last"].item() == 300.0

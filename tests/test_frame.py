@@ -29,8 +29,6 @@ ZONE = ZoneConfig(
 )
 WEATHER = [f"athens_{v}" for v in ("temp", "humidity", "cloudcover", "solarradiation",
                                    "windspeed", "precip")]
-RELATIVE_WEATHER = [f"athens_{v}_{s}" for v in ("solarradiation", "windspeed")
-                    for s in ("now", "change", "vs_next_day")]
 
 
 def at(hour: int) -> pd.Timestamp:
@@ -103,13 +101,12 @@ def test_columns_are_the_documented_contract_in_order():
     assert list(result.columns) == [
         "zone", "issued_at", "horizon", "datetime", "target", "ci_last", "ci_last_age_h",
         "renewable_percentage_last", "ci_lag_1h", "ci_lag_2h", "ci_lag_3h", "ci_lag_24h",
-        "ci_vs_day_before", "ci_target_m24", "ci_target_m48", "ci_target_m168",
-        "ci_same_hour_last_day", "ci_same_hour_mean_7d",
-        *[f"ci_same_hour_d{d}" for d in range(2, 8)], "ci_profile_1d", "ci_profile_7d",
-        "ci_mean_24h", "ci_min_24h", "ci_max_24h", "ci_std_24h", "ci_q10_24h",
+        "ci_target_m24", "ci_target_m48", "ci_target_m168", "ci_same_hour_last_day",
+        "ci_same_hour_mean_7d", *[f"ci_same_hour_d{d}" for d in range(2, 8)], "ci_profile_1d",
+        "ci_profile_7d", "ci_mean_24h", "ci_min_24h", "ci_max_24h", "ci_std_24h", "ci_q10_24h",
         "ci_q90_24h", "ci_mean_168h", "ci_min_168h", "ci_max_168h", "ci_std_168h",
         "ci_q10_168h", "ci_q90_168h", *WEATHER,
-        "weather_lead_h", "weather_is_fallback", "weather_missing", *RELATIVE_WEATHER, "hour_local",
+        "weather_lead_h", "weather_is_fallback", "weather_missing", "hour_local",
         "day_of_week_local", "month_local", "is_holiday", "is_weekend",
     ]
     assert FRAME_KEYS == ("zone", "issued_at", "horizon", "datetime") and TARGET == "target"
@@ -199,27 +196,6 @@ def test_rolling_windows_end_at_the_last_known_hour():
     assert result["ci_mean_168h"] == pytest.approx(215.5)
     assert (result["ci_min_168h"], result["ci_max_168h"]) == (132, 299)
     assert result["ci_std_168h"] == pytest.approx(math.sqrt(168 * 169 / 12))
-
-
-def test_vs_day_before_averages_the_newest_hours_distance_from_a_day_earlier():
-    # hours 194..199 sit 24 above hours 170..175 (ci = 100 + i); hour 199 revised 60 lower
-    revisions = pd.concat([history(), revision(199, at(200), 239.0)])
-    assert row(frame(revisions, T0), T0, 1)["ci_vs_day_before"] == pytest.approx((5 * 24 - 36) / 6)
-    # with the newest hour not yet published, the six hours end at 198
-    late = history(skip=(199,))
-    assert row(frame(late, T0), T0, 7)["ci_vs_day_before"] == 24
-
-
-def test_vs_day_before_ignores_a_revision_published_after_t():
-    later = pd.concat([history(), revision(199, T0 + pd.Timedelta(minutes=1), 239.0)])
-    result = frame(later, T0, T0 + HOUR)
-    assert row(result, T0, 1)["ci_vs_day_before"] == 24
-    assert row(result, T0 + HOUR, 1)["ci_vs_day_before"] == pytest.approx((5 * 24 - 36) / 6)
-
-
-def test_vs_day_before_is_off_with_no_regime_hours():
-    result = frame(history(), T0, settings=FrameSettings(regime_hours=0))
-    assert "ci_vs_day_before" not in result.columns
 
 
 def test_rolling_windows_skip_gaps_instead_of_filling_them():
@@ -428,48 +404,6 @@ def test_observation_fallback_fills_unreached_hours_flagged_as_fallback():
     assert nothing["weather_missing"] and math.isnan(nothing["athens_temp"])
 
 
-def wind_vintage(fetched: pd.Timestamp, first: int, last: int, offset: float) -> pd.DataFrame:
-    """One vintage with windspeed = hour index + `offset` for hours first..last."""
-    hours = range(first, last + 1)
-    return pd.DataFrame({"fetched_at": fetched, "datetime": [at(i) for i in hours],
-                         "athens_windspeed": [offset + i for i in hours]})
-
-
-def test_wind_relative_to_the_issue_hour_and_to_the_next_day():
-    # T0 is hour 200: wind now 200, at T0 + 5 h 205, mean over hours 201..224 is 212.5
-    result = row(frame(history(), T0, vintages=wind_vintage(T0 - HOUR, 190, 260, 0.0)), T0, 5)
-    assert result["athens_windspeed"] == 205
-    assert result["athens_windspeed_now"] == 200 and result["athens_windspeed_change"] == 5
-    assert result["athens_windspeed_vs_next_day"] == pytest.approx(205 - 212.5)
-    assert math.isnan(result["athens_solarradiation_change"])
-
-
-def test_the_next_days_mean_spans_24_hours_whatever_the_horizon():
-    vintages = wind_vintage(T0 - HOUR, 190, 300, 0.0)
-    short = row(frame(history(), T0, horizon=6, vintages=vintages), T0, 5)
-    long = row(frame(history(), T0, horizon=72, vintages=vintages), T0, 5)
-    assert short["athens_windspeed_vs_next_day"] == long["athens_windspeed_vs_next_day"] == -7.5
-
-
-def test_relative_weather_uses_no_vintage_fetched_after_t():
-    vintages = wind_vintage(T0 - 6 * HOUR, 190, 260, 0.0)
-    issued = pd.DatetimeIndex([T0, T0 + 3 * HOUR])
-    before = frame(history(), *issued, vintages=vintages)
-    # a later vintage re-forecasts the issue hour and the coming day
-    newer = pd.concat([vintages, wind_vintage(T0 + pd.Timedelta(minutes=1), 195, 260, 50.0)])
-    after = frame(history(), *issued, vintages=newer)
-    pd.testing.assert_frame_equal(rows_for(after, T0), rows_for(before, T0))
-    later = row(after, T0 + 3 * HOUR, 5)
-    assert later["athens_windspeed_now"] == 253 and later["athens_windspeed_vs_next_day"] == -7.5
-
-
-def test_relative_weather_is_off_for_variables_not_listed():
-    settings = FrameSettings(relative_weather_variables=())
-    result = frame(history(), T0, vintages=wind_vintage(T0 - HOUR, 190, 260, 0.0),
-                   settings=settings)
-    assert not any(c.endswith(("_now", "_change", "_vs_next_day")) for c in result.columns)
-
-
 def test_observations_are_not_used_without_the_fallback_setting():
     observations = pd.DataFrame({"datetime": [at(230)], "athens_temp": [1.0]})
     result = row(frame(history(), T0, horizon=30, observations=observations), T0, 30)
@@ -563,11 +497,6 @@ def test_settings_from_mapping_and_their_errors():
         FrameSettings.from_mapping({"weather_fallback": "forecast"})
     with pytest.raises(ConfigError, match="search_days .* must be >= frame.same_hour_days"):
         FrameSettings(same_hour_days=20)
-
-
-def test_regime_hours_outside_0_to_24_are_refused():
-    with pytest.raises(ConfigError, match="frame.regime_hours must be 0..24, got 25"):
-        FrameSettings(regime_hours=25)
 
 
 def test_an_empty_history_gives_null_features_and_targets():

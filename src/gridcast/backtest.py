@@ -33,7 +33,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from gridcast.config import ConfigError
-from gridcast.frame import WEATHER_RELATIVE_SUFFIXES, FrameSettings
+from gridcast.frame import FrameSettings
 from gridcast.model import (
     BASELINES, TARGET, NotEnoughDataError, Split, TrainSettings, error_by_hour_of_day,
     evaluate_forecasts, fit_split, scored_rows, seasonal_scale,
@@ -163,11 +163,9 @@ def model_config(train: TrainSettings, frame: FrameSettings, settings: BacktestS
 
 
 def lag_only(frame: pd.DataFrame, weather_columns: list[str]) -> pd.DataFrame:
-    """The frame without weather inputs: the weather columns and those the frame derives from
-    them (`<column>_now`, `_change`, `_vs_next_day`) null, flagged `weather_missing`."""
+    """The frame without weather inputs: the weather columns null, flagged `weather_missing`."""
     frame = frame.copy()
-    derived = [f"{c}_{suffix}" for c in weather_columns for suffix in WEATHER_RELATIVE_SUFFIXES]
-    present = [c for c in (*weather_columns, *derived) if c in frame.columns]
+    present = [c for c in weather_columns if c in frame.columns]
     frame[present] = np.nan
     frame["weather_lead_h"] = np.nan
     frame["weather_is_fallback"] = False

@@ -27,9 +27,6 @@ latest known at T
     the revisions: that column's value at its own newest known hour.
 lags at T
     `ci_lag_1h`, `ci_lag_2h`, `ci_lag_3h`, `ci_lag_24h`: hour T - k as known at T.
-    `ci_vs_day_before`: the mean over the `regime_hours` (6) newest known hours L - k of
-    hour L - k minus hour L - k - 24, as known at T (a windy or sunny spell persists for hours);
-    absent when `regime_hours` is 0.
 target-hour history as known at T
     `ci_target_m24`, `ci_target_m48`, `ci_target_m168`: hour T + h - 24 / 48 / 168 as known at T
     (NaN when not known at T, e.g. still in the future for h > 24);
@@ -51,11 +48,6 @@ weather at T + h
     T + h stands in as a perfect forecast (only with `weather_fallback="observations"`);
     `weather_missing`: no vintage (nor fallback) row reaches T + h, so the weather is null.
     Such rows are kept, never dropped and never filled from later vintages.
-    For each `<location>_<var>` of `relative_weather_variables` (wind speed and radiation):
-    `<location>_<var>_now`, the weather of hour T itself by the same rule; `_change`, T + h's
-    value minus it; `_vs_next_day`, T + h's value minus the mean of the known values of T + 1 ..
-    T + 24 (whatever H is). Choosing the greenest hours needs the weather's shape over the day,
-    which trees cannot subtract from T + h's own value.
 calendar of T + h in the zone's local time
     `hour_local` (0..23), `day_of_week_local` (1 = Monday), `month_local`, `is_holiday`
     (national holidays of `ZoneConfig.country`, `holidays` package), `is_weekend` (the country's
@@ -93,10 +85,6 @@ LAG_HOURS = (1, 2, 3, 24)
 TARGET_HISTORY_HOURS = (24, 48, 168)
 ROLLING_HOURS = (24, 168)
 WEATHER_FALLBACKS = ("observations", "none")
-# Weather columns relative to the issue hour and the next day (`_weather_relative`), and the
-# span of hours after T whose mean the `_vs_next_day` columns subtract.
-WEATHER_RELATIVE_SUFFIXES = ("now", "change", "vs_next_day")
-WEATHER_SPAN_H = 24
 
 _NS_PER_HOUR = 3_600_000_000_000
 _NO_ROW = -1
@@ -120,10 +108,6 @@ class FrameSettings:
         weather_variables: variables per location (`<location>_<var>`), gold's by default.
         same_hour_days: how many same-hour values `ci_same_hour_mean_7d` averages.
         same_hour_search_days: how many days back the same-hour features look.
-        relative_weather_variables: weather variables that also get `_now`, `_change` and
-            `_vs_next_day` columns (empty: none).
-        regime_hours: how many of the newest known hours `ci_vs_day_before` averages (0: no
-            such column).
     """
 
     weather_fallback: str = "none"
@@ -134,8 +118,6 @@ class FrameSettings:
     weather_variables: tuple[str, ...] = WEATHER_VARIABLES
     same_hour_days: int = 7
     same_hour_search_days: int = 14
-    relative_weather_variables: tuple[str, ...] = ("windspeed", "solarradiation")
-    regime_hours: int = 6
 
     def __post_init__(self) -> None:
         if self.weather_fallback not in WEATHER_FALLBACKS:
@@ -145,8 +127,6 @@ class FrameSettings:
             )
         if self.same_hour_days < 1:
             raise ConfigError(f"frame.same_hour_days must be >= 1, got {self.same_hour_days}")
-        if not 0 <= self.regime_hours <= 24:
-            raise ConfigError(f"frame.regime_hours must be 0..24, got {self.regime_hours}")
         if self.same_hour_search_days < self.same_hour_days:
             raise ConfigError(
                 f"frame.same_hour_search_days ({self.same_hour_search_days}) must be >= "
@@ -379,14 +359,6 @@ def build_frame(
     window[~has_last] = np.nan
     for hours in ROLLING_HOURS:
         per_issue.update(_rolling(window[:, :hours], hours))
-    if settings.regime_hours:
-        # The weather regime a lag-only model can see: how far the newest hours sit from the
-        # same hours a day before (a windy spell keeps them low), which persists for hours.
-        recent = window[:, :settings.regime_hours] - window[:, 24:24 + settings.regime_hours]
-        known_recent = (~np.isnan(recent)).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per_issue["ci_vs_day_before"] = np.where(
-                known_recent > 0, np.nansum(recent, axis=1) / known_recent, np.nan)
 
     features[TARGET] = ci.known(target_hour, ci.index.final_rank(target_hour.shape))
     weather = _weather(vintages, observations, zone, weather_columns, issued_ns, target_hour,
@@ -407,7 +379,6 @@ def build_frame(
     ordered_per_issue = ["ci_last", "ci_last_age_h"] + [
         f"{mix}_last" for mix in settings.mix_columns if f"{mix}_last" in per_issue
     ] + [f"ci_lag_{lag}h" for lag in LAG_HOURS]
-    ordered_per_issue += ["ci_vs_day_before"] if "ci_vs_day_before" in per_issue else []
     for name in ordered_per_issue:
         frame[name] = np.repeat(per_issue[name], horizon)
     for name, values in features.items():
@@ -468,120 +439,52 @@ def _rolling(window: np.ndarray, hours: int) -> dict[str, np.ndarray]:
     }
 
 
-class _WeatherSource:
-    """Weather as known at an issue hour for any hours: the newest vintage fetched at or before
-    T with a row for the hour, else (with the observations fallback) the hour's observation."""
-
-    def __init__(self, vintages: pd.DataFrame | None, observations: pd.DataFrame | None,
-                 zone: ZoneConfig, columns: list[str], settings: FrameSettings) -> None:
-        self.columns = columns
-        self.vintage_index: _AsKnown | None = None
-        self.observed_hours: np.ndarray | None = None
-        if vintages is not None:
-            _require(vintages, VINTAGE_COLUMNS, "vintages")
-            vintages = _for_zone(vintages, zone)
-            self.fetched_ns = _utc_ns(vintages["fetched_at"], "vintages", "fetched_at",
-                                      hourly=False)
-            hours = _hours(vintages, "vintages")
-            self.vintage_index = _AsKnown(hours, self.fetched_ns,
-                                          np.zeros(len(hours), dtype=np.int64))
-            self.vintage_values = {
-                column: pd.to_numeric(vintages[column], errors="coerce").to_numpy(dtype=float)
-                for column in columns if column in vintages.columns
-            }
-        if settings.weather_fallback == "observations" and observations is not None:
-            _require(observations, OBSERVATION_COLUMNS, "observations")
-            observations = _for_zone(observations, zone)
-            hours = _hours(observations, "observations")
-            if len(np.unique(hours)) != len(hours):
-                raise FrameError("observations.datetime has duplicate hours; pass one row per hour")
-            self.observed_order = np.argsort(hours)
-            self.observed_hours = hours[self.observed_order]
-            self.observed_values = {
-                column: pd.to_numeric(observations[column], errors="coerce").to_numpy(dtype=float)
-                for column in columns if column in observations.columns
-            }
-
-    def at(self, issued_ns: np.ndarray, hours: np.ndarray
-           ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
-        """Per (T, hour) of `hours` (shape (T, k)): each column's value, the vintage's lead in
-        hours (NaN for fallback or missing), whether a vintage had it and whether the
-        observation stood in."""
-        shape = hours.shape
-        values = {column: np.full(shape, np.nan) for column in self.columns}
-        lead = np.full(shape, np.nan)
-        found = np.zeros(shape, dtype=bool)
-        if self.vintage_index is not None:
-            index = self.vintage_index
-            rows = index.row(hours, index.rank(issued_ns)[:, None])
-            found = rows != _NO_ROW
-            fetched = self.fetched_ns[rows[found]]
-            lead[found] = (hours[found] * _NS_PER_HOUR - fetched) / _NS_PER_HOUR
-            for column, source in self.vintage_values.items():
-                values[column] = _take(source, rows)
-        fallback = np.zeros(shape, dtype=bool)
-        if self.observed_hours is not None and len(self.observed_hours):
-            observed_hours = self.observed_hours
-            position = np.minimum(np.searchsorted(observed_hours, hours), len(observed_hours) - 1)
-            fallback = ~found & (observed_hours[position] == hours)
-            rows = np.where(fallback, self.observed_order[position], _NO_ROW)
-            for column, source in self.observed_values.items():
-                values[column] = np.where(fallback, _take(source, rows), values[column])
-        return values, lead, found, fallback
-
-
-def _relative_weather_columns(zone: ZoneConfig, settings: FrameSettings) -> list[str]:
-    return [
-        f"{location_prefix(location.name)}_{variable}" for location in zone.locations
-        for variable in settings.weather_variables
-        if variable in settings.relative_weather_variables
-    ]
-
-
 def _weather(
     vintages: pd.DataFrame | None, observations: pd.DataFrame | None, zone: ZoneConfig,
     columns: list[str], issued_ns: np.ndarray, target_hour: np.ndarray, settings: FrameSettings,
 ) -> dict[str, np.ndarray]:
     """Weather columns for each (T, T + h): the newest vintage fetched at or before T with a row
-    for T + h, else the fallback, else null and `weather_missing`; then the columns relative to
-    the issue hour and to the next day (`_weather_relative`)."""
-    source = _WeatherSource(vintages, observations, zone, columns, settings)
-    values, lead, found, fallback = source.at(issued_ns, target_hour)
+    for T + h, else the fallback, else null and `weather_missing`."""
+    shape = target_hour.shape
+    values = {column: np.full(shape, np.nan) for column in columns}
+    lead = np.full(shape, np.nan)
+    found = np.zeros(shape, dtype=bool)
+    if vintages is not None:
+        _require(vintages, VINTAGE_COLUMNS, "vintages")
+        vintages = _for_zone(vintages, zone)
+        fetched_ns = _utc_ns(vintages["fetched_at"], "vintages", "fetched_at", hourly=False)
+        hours = _hours(vintages, "vintages")
+        index = _AsKnown(hours, fetched_ns, np.zeros(len(hours), dtype=np.int64))
+        rows = index.row(target_hour, index.rank(issued_ns)[:, None])
+        found = rows != _NO_ROW
+        lead[found] = (target_hour[found] * _NS_PER_HOUR - fetched_ns[rows[found]]) / _NS_PER_HOUR
+        for column in columns:
+            if column in vintages.columns:
+                source = pd.to_numeric(vintages[column], errors="coerce").to_numpy(dtype=float)
+                values[column] = _take(source, rows)
+    fallback = np.zeros(shape, dtype=bool)
+    if settings.weather_fallback == "observations" and observations is not None:
+        _require(observations, OBSERVATION_COLUMNS, "observations")
+        observations = _for_zone(observations, zone)
+        hours = _hours(observations, "observations")
+        if len(np.unique(hours)) != len(hours):
+            raise FrameError("observations.datetime has duplicate hours; pass one row per hour")
+        order = np.argsort(hours)
+        sorted_hours = hours[order]
+        position = np.minimum(np.searchsorted(sorted_hours, target_hour), max(len(hours) - 1, 0))
+        observed = (
+            (sorted_hours[position] == target_hour) if len(hours) else np.zeros(shape, dtype=bool)
+        )
+        fallback = ~found & observed
+        rows = np.where(fallback, order[position] if len(hours) else 0, _NO_ROW)
+        for column in columns:
+            if column in observations.columns:
+                source = pd.to_numeric(observations[column], errors="coerce").to_numpy(dtype=float)
+                values[column] = np.where(fallback, _take(source, rows), values[column])
     out = {column: values[column].ravel() for column in columns}
     out["weather_lead_h"] = lead.ravel()
     out["weather_is_fallback"] = fallback.ravel()
     out["weather_missing"] = (~found & ~fallback).ravel()
-    out.update(_weather_relative(source, issued_ns, values,
-                                 _relative_weather_columns(zone, settings)))
-    return out
-
-
-def _weather_relative(source: _WeatherSource, issued_ns: np.ndarray,
-                      at_target: dict[str, np.ndarray], chosen: list[str]
-                      ) -> dict[str, np.ndarray]:
-    """Weather the trees cannot derive from T + h's own values, which choosing the greenest
-    hours needs (docs/decisions/0029): the weather at the issue hour T (`_now`), the target's
-    difference from it (`_change`; the model knows the intensity now, so the change in wind
-    from now is what moves it), and the target's difference from the mean over T + 1 .. T +
-    `WEATHER_SPAN_H` (`_vs_next_day`: which of the coming hours are the windiest or sunniest).
-    All from the same as-known-at-T rule, so nothing past the issue's vintages is used."""
-    if not chosen:
-        return {}
-    issued_hour = issued_ns // _NS_PER_HOUR
-    span = issued_hour[:, None] + np.arange(WEATHER_SPAN_H + 1, dtype=np.int64)[None, :]
-    ahead, _, _, _ = source.at(issued_ns, span)
-    out: dict[str, np.ndarray] = {}
-    horizon = at_target[chosen[0]].shape[1]
-    for column in chosen:
-        now = ahead[column][:, 0]
-        coming = ahead[column][:, 1:]
-        known = (~np.isnan(coming)).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(known > 0, np.nansum(coming, axis=1) / known, np.nan)
-        target = at_target[column]
-        out[f"{column}_now"] = np.repeat(now, horizon)
-        out[f"{column}_change"] = (target - now[:, None]).ravel()
-        out[f"{column}_vs_next_day"] = (target - mean[:, None]).ravel()
     return out
 
 

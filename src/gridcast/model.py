@@ -303,9 +303,9 @@ def horizon_blocks(settings: ModelSettings, horizon: int) -> list[tuple[int, int
 
 def is_level_column(name: str) -> bool:
     """A carbon-intensity level input (`ci_lag_1h`, `ci_mean_24h`, `ci_profile_1d`, ...), as
-    opposed to `ci_last` itself, an age, a spread or a difference (`ci_vs_day_before`)."""
-    return (name.startswith("ci_") and name != "ci_last"
-            and not name.startswith(("ci_std_", "ci_vs_")) and name != "ci_last_age_h")
+    opposed to `ci_last` itself, an age or a spread."""
+    return (name.startswith("ci_") and name != "ci_last" and not name.startswith("ci_std_")
+            and name != "ci_last_age_h")
 
 
 class Forecaster(BaseEstimator, RegressorMixin):
