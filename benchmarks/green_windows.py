@@ -17,6 +17,7 @@ Per case it prints the days, the mean run-now intensity and for each choice the 
 of days it picked hindsight's very window and the share of days it got within `--near` g/kWh of
 it. Goal (issue 12): ours >= 90 % of hindsight's saving, and more than seasonal naive's.
 `--hour all` makes every issue hour a decision (a robustness view, not the judged figure).
+`--by-month` adds each calendar month's share of hindsight's saving (where a season misses).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def main() -> int:
                         help="the job must end within this many forecast hours of the issue")
     parser.add_argument("--near", type=float, default=10.0,
                         help="g/kWh within which a choice counts as near hindsight's")
+    parser.add_argument("--by-month", action="store_true",
+                        help="also print each month's share of hindsight's saving")
     args = parser.parse_args()
 
     import deltalake
@@ -64,7 +67,7 @@ def main() -> int:
 
     from gridcast.windows import hindsight_comparison, savings_summary
 
-    lines, verdicts = [], []
+    lines, verdicts, months = [], [], []
     for lake in args.lake:
         path = lake / "gold" / "backtest_results"
         if not (path / "_delta_log").is_dir():
@@ -98,6 +101,13 @@ def main() -> int:
                     "same_window_%": 100 * line["same_window"],
                     f"within_{args.near:g}g_%": 100 * line["near_hindsight"],
                 })
+            for month, days in compared.groupby(compared["issued_at"].dt.strftime("%Y-%m")):
+                by_month = savings_summary(days, CHOOSERS).set_index("choice")
+                months.append({"case": case, "config": config, "month": month,
+                               "days": len(days),
+                               **{f"{LABELS[c]}_of_hindsight_%":
+                                  100 * by_month.loc[c, "share_of_hindsight"] for c in CHOOSERS},
+                               "hindsight_saved_g": by_month.loc["hindsight", "saved_g_per_kwh"]})
             share = summary.set_index("choice")["share_of_hindsight"]
             ours, seasonal = share["prediction"], share["baseline_seasonal_naive"]
             met = ours >= GOAL_SHARE and ours > seasonal
@@ -112,6 +122,8 @@ def main() -> int:
           "actual mean intensity of each choice vs running at the first forecast hour (g/kWh)\n")
     table = pd.DataFrame(lines)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    if args.by_month:
+        print("\n" + pd.DataFrame(months).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     print("\n" + "\n".join(verdicts))
     return 0
 

@@ -8,11 +8,15 @@ it), made lag-only; each fold is `backtest.fold_split` + `model.fit_split` (the 
 `backtest` run) with the shipped config plus the given Hydra overrides. Per window it prints
 MAE, the best naive MAE, skill against it, p10-p90 coverage, the worst horizon against the
 seasonal naive, the lowest fold coverage, and the coverage other nominal interval levels would
-have given on the same fits.
+have given on the same fits, and issue 12's green-window share of hindsight's saving (ours and
+the seasonal naive's; daily 00:00 UTC decisions, and every issue hour as a less noisy view).
+The DE+weather window keeps the observed weather as a perfect forecast (an upper bound, as the
+DE+weather case of real_backtest.py).
 
-    PYTHONPATH=src:. .venv/bin/python benchmarks/real_backtest.py --workdir /tmp/real ES DE FR IT-NO
+    PYTHONPATH=src:. .venv/bin/python benchmarks/real_backtest.py --workdir /tmp/real \
+        ES DE FR IT-NO DE+weather
     PYTHONPATH=src:. .venv/bin/python benchmarks/real_tuning.py --workdir /tmp/real \
-        model.learning_rate=0.1
+        model.learning_rate=0.1 --only "DE"    # overrides before --only (it takes the rest)
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from gridcast.backtest import fold_split, lag_only, per_horizon, plan_folds, sum
 from gridcast.config import load_config
 from gridcast.frame import build_frame
 from gridcast.medallion.gold import weather_columns
+from gridcast.windows import hindsight_comparison, savings_summary
 from gridcast.model import (
     BASELINES,
     TARGET,
@@ -50,16 +55,32 @@ WINDOWS = (
     ("ES 2021 H2", "ES", "2021-07-01", "2022-01-01"),
     ("DE May-Aug", "DE", "2021-05-01", "2021-09-01"),
     ("FR May-Aug", "FR", "2021-05-01", "2021-09-01"),
+    ("DE+weather May-Aug", "DE+weather", "2021-05-01", "2021-09-01"),
 )
+# Cases whose frame keeps the weather: the observations as a perfect forecast, as the
+# DE+weather case of real_backtest.py (an upper bound; its lake holds gold.historic_data).
+WEATHER_CASES = {"DE+weather": ("frame.weather_fallback=observations",)}
+# The green-window measurement of issue 12 (benchmarks/green_windows.py): a 4 h job, a 24 h
+# deadline, one decision a day from the 00:00 UTC issue.
+GREEN_HOUR, GREEN_DURATION_H, GREEN_DEADLINE_H = 0, 4.0, 24
+GREEN_CHOOSERS = ("prediction", "baseline_seasonal_naive")
 OTHER_LEVELS = ((0.065, 0.935), (0.06, 0.94), (0.05, 0.95))
 
 
+def _zone(case: str) -> str:
+    return case.split("+")[0]
+
+
 def zone_frame(workdir: Path, case: str, overrides: list[str]) -> pd.DataFrame:
-    """The zone's labelled lag-only frame over every issue hour its lake can answer."""
+    """The zone's labelled frame over every issue hour its lake can answer: lag-only, or for a
+    weather case with the observed weather as a perfect forecast."""
     lake = workdir / case / "lake"
-    cfg = load_config([f"zone={case}", f"storage.root={lake}", *overrides])
-    cache = workdir / f"revisions-{case}.parquet"
-    if cache.exists():
+    extra = WEATHER_CASES.get(case, ())
+    cfg = load_config([f"zone={_zone(case)}", f"storage.root={lake}", *extra, *overrides])
+    cache = workdir / f"revisions-{_zone(case)}.parquet"
+    weather_cache = workdir / f"observations-{case}.parquet"
+    observations = pd.read_parquet(weather_cache) if weather_cache.exists() else None
+    if cache.exists() and (not extra or observations is not None):
         revisions = pd.read_parquet(cache)
     else:
         if not (lake / "silver").exists():
@@ -73,18 +94,40 @@ def zone_frame(workdir: Path, case: str, overrides: list[str]) -> pd.DataFrame:
                                    horizon=cfg.horizon, settings=cfg.frame)
         revisions = inputs.revisions
         revisions.to_parquet(cache, index=False)
+        if extra:
+            observations = inputs.observations
+            observations.to_parquet(weather_cache, index=False)
     hours = pd.date_range(revisions["available_at"].min().ceil("h"),
                           revisions["datetime"].max(), freq="h")
     frame = build_frame(revisions, zone=cfg.zone, issue_hours=hours, horizon=cfg.horizon,
-                        settings=cfg.frame)
-    frame = lag_only(frame, weather_columns(cfg.zone.locations))
+                        observations=observations, settings=cfg.frame)
+    if not extra:
+        frame = lag_only(frame, weather_columns(cfg.zone.locations))
     return frame[frame[TARGET].notna()]
+
+
+def green_share(rows: pd.DataFrame) -> dict[str, float]:
+    """Issue 12's figure on the window's test rows: the share of hindsight's saving that choosing
+    by our forecast and by the seasonal naive achieve (`gridcast.windows`, as green_windows.py),
+    for the daily 00:00 UTC decision and (`green_all_*`, 24 times the decisions, so less noisy
+    for tuning) for every issue hour."""
+    out = {}
+    for name, decisions in (("green", rows[rows["issued_at"].dt.hour == GREEN_HOUR]),
+                            ("green_all", rows)):
+        compared = hindsight_comparison(decisions, duration_h=GREEN_DURATION_H,
+                                        deadline_h=GREEN_DEADLINE_H, choosers=GREEN_CHOOSERS)
+        summary = savings_summary(compared, GREEN_CHOOSERS).set_index("choice")
+        share = summary["share_of_hindsight"]
+        out.update({f"{name}_ours": share["prediction"],
+                    f"{name}_seasonal": share["baseline_seasonal_naive"]})
+    return out
 
 
 def run_window(labelled: pd.DataFrame, case: str, start: str, end: str,
                overrides: list[str]) -> dict[str, float]:
-    cfg = load_config([f"zone={case}", f"backtest.start={start}", f"backtest.end={end}",
-                       "backtest.weather=false", *overrides])
+    weather = "true" if case in WEATHER_CASES else "false"
+    cfg = load_config([f"zone={_zone(case)}", f"backtest.start={start}", f"backtest.end={end}",
+                       f"backtest.weather={weather}", *WEATHER_CASES.get(case, ()), *overrides])
     parts, inside = [], {levels: [] for levels in OTHER_LEVELS}
     started = time.monotonic()
     for fold in plan_folds(cfg.backtest):
@@ -94,7 +137,10 @@ def run_window(labelled: pd.DataFrame, case: str, start: str, end: str,
         forecast = fitted.predict(test)
         actual = test[TARGET].to_numpy()
         parts.append(pd.DataFrame({
-            "fold": fold.fold, "horizon": test["horizon"].to_numpy(), "actual": actual,
+            "fold": fold.fold, "zone": test["zone"].to_numpy(),
+            "issued_at": pd.DatetimeIndex(test["issued_at"]),
+            "datetime": pd.DatetimeIndex(test["datetime"]),
+            "horizon": test["horizon"].to_numpy(), "actual": actual,
             "hour_local": test["hour_local"].to_numpy(), "mase_scale": 1.0,
             **{c: forecast[c].to_numpy() for c in ("prediction", "p10", "p90")},
             **{f"baseline_{name}": test[column].to_numpy() for name, column in BASELINES.items()},
@@ -121,6 +167,7 @@ def run_window(labelled: pd.DataFrame, case: str, start: str, end: str,
         "coverage": overall["coverage_p10_p90"],
         "worst_h_vs_seasonal": (table["mae"] / table["baseline.seasonal_naive.mae"] - 1).max(),
         "min_fold_coverage": covered.groupby(rows["fold"]).mean().min(),
+        **green_share(rows),
         **{f"coverage_{lo:g}_{hi:g}": float(np.concatenate(v).mean())
            for (lo, hi), v in inside.items()},
         "seconds": time.monotonic() - started,
