@@ -52,7 +52,7 @@ from gridcast.medallion.upsert import (
     append_into_empty,
     append_once,
     appended_rows,
-    has_rows,
+    known_empty,
     latest_per_key,
     merge_revisions,
     process_new_rows,
@@ -527,7 +527,7 @@ def merge_energy_revisions(spark: SparkSession, store: TableStore, revisions: Da
     Returns:
         Revisions inserted.
     """
-    if not has_rows(spark, store, SILVER_ENERGY_REVISIONS):
+    if known_empty(spark, store, SILVER_ENERGY_REVISIONS):
         return append_into_empty(spark, store, SILVER_ENERGY_REVISIONS, revisions)
     condition = " AND ".join(f"t.{sql_name(c)} = s.{sql_name(c)}" for c in SILVER_ENERGY_REVISIONS.key)
     earlier = "s.first_seen_at < t.first_seen_at"
