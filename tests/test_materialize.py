@@ -34,5 +34,6 @@ def test_a_staged_frame_keeps_its_version_when_the_name_is_reused(spark, tmp_pat
 
 def test_an_unknown_materialize_mode_is_refused(spark, tmp_path):
     store = LocalTableStore(tmp_path, materialize="cache")
-    with pytest.raises(ValueError, match="unknown materialize mode 'cache'; one of local_checkpoint, staging_table"):
+    expected = "unknown materialize mode 'cache'; one of local_checkpoint, staging_table"
+    with pytest.raises(ValueError, match=expected):
         store.materialize(spark.createDataFrame([(1,)], "n int"), "probe")

@@ -11,7 +11,8 @@ vintages: a writer, so the record is a writer option; decision 0026). For energy
 changed hour h and [h, h + 24 h], the rows whose lag or window covers h; for observed weather the
 changed hour only; hours that extend the spine too. The recomputation reads silver only over
 those hours and the 24 hours before them. A changed definition, a missing record or an
-unreadable old version rebuilds the zone (docs/decisions/0004-gold.md). No session setting is used, so serverless runs it as it is.
+unreadable old version rebuilds the zone (docs/decisions/0004-gold.md). No session setting is
+used, so serverless runs it as it is.
 """
 
 

@@ -197,8 +197,8 @@ def known_empty(spark: SparkSession, store: TableStore, table: Table) -> bool:
 
 
 def append_into_empty(spark: SparkSession, store: TableStore, table: Table, rows: DataFrame) -> int:
-    """Append `rows` to a table `known_empty` found empty: what a MERGE (every row an insert) would
-    write, new columns added the same way, in one write instead of a join and a write.
+    """Append `rows` to a table `known_empty` found empty: what a MERGE (every row an insert)
+    would write, new columns added the same way, in one write instead of a join and a write.
 
     Idempotent like the MERGE it replaces: a batch re-run after this commit finds rows and
     MERGEs (matching every row, changing none).
