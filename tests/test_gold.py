@@ -7,6 +7,7 @@ Frames are silver-shaped and tiny. Module fixtures build once and several tests 
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from statistics import mean
@@ -24,6 +25,8 @@ from gridcast.medallion.gold import (
     LAGGED_COLUMNS, SilverContractError, build_historic, build_weather_forecasts, weather_columns,
 )
 from gridcast.medallion.gold_update import affected_hours, hour_index, hourly_spine, update_gold
+from gridcast.medallion.silver import WEATHER_GROUP
+from gridcast.medallion.upsert import RevisionGroup, merge_revisions
 from gridcast.storage import LocalTableStore
 from gridcast.tables import GOLD_HISTORIC, GOLD_WEATHER_FORECASTS, SILVER_ENERGY, SILVER_WEATHER
 
@@ -268,7 +271,7 @@ def silver_batches() -> list[tuple[list[dict], list[dict]]]:
     energy_3[31] = energy_row(31, 555, ingested=81)
     energy_3.update({h: energy_row(h, 200 + h, ingested=81, import_tr=7.0) for h in range(75, 81)})
     weather_3 = [
-        weather_row(r["location"], 47, 50, -1.0, observation=False)
+        weather_row(r["location"], 47, 50, -1.0, observation=False) | {"ingested_at": at(81)}
         if (r["location"], hour_of(r["fetched_at"]), hour_of(r["datetime"])) == ("Athens", 47, 50)
         else r
         for r in weather_2
@@ -291,6 +294,37 @@ def write_silver(
          .option("overwriteSchema", "true").save(store.identifier(table)))
 
 
+# Energy rows are revised when fetched later (their last_ingested_at grows), as silver's MERGE does.
+_GENERATED = ("is_estimated", "updated_at")  # Delta computes them on every write
+_BY_FETCH = RevisionGroup(
+    "energy", order=("last_ingested_at",), prefixes=("import_", "export_"),
+    columns=tuple(f.name for f in ENERGY_SCHEMA.fields
+                  if f.name not in (*SILVER_ENERGY.key, *_GENERATED)))
+
+
+def merge_silver(spark: SparkSession, store: LocalTableStore, energy: list[dict],
+                 weather: list[dict] | None = None) -> None:
+    """MERGE energy (and weather) rows into the silver tables as the medallion does; a table
+    without rows gets an append (`merge_revisions`)."""
+    rows = frame(spark, energy, ENERGY_SCHEMA).drop(*_GENERATED)
+    merge_revisions(spark, store, SILVER_ENERGY, rows, groups=(_BY_FETCH,))
+    if weather is not None:
+        merge_revisions(spark, store, SILVER_WEATHER, frame(spark, weather, WEATHER_SCHEMA),
+                        groups=(WEATHER_GROUP,))
+
+
+def unlink_replaced_files(store: LocalTableStore, table) -> int:
+    """Delete the data files the table's last commit removed (what VACUUM does once they are
+    old enough): the versions before it can no longer be read."""
+    log = Path(store.identifier(table)) / "_delta_log"
+    last = max(log.glob("*.json"))
+    removed = [json.loads(line)["remove"]["path"] for line in last.read_text().splitlines()
+               if "remove" in json.loads(line)]
+    for path in removed:
+        (Path(store.identifier(table)) / path).unlink()
+    return len(removed)
+
+
 def silent(_: str) -> None:
     pass
 
@@ -308,14 +342,19 @@ class GoldElsewhere(LocalTableStore):
 
 @pytest.fixture(scope="module")
 def lakes(spark, tmp_path_factory) -> dict:
-    """Lake `incremental` gets the three silver batches one gold update at a time, then a rerun;
-    lake `full` builds its gold once from the final silver. The incremental updates run with a
-    session that refuses Delta's `spark.databricks.*` settings, as serverless does: the tests of
-    those updates (incremental == full included) then hold there too."""
+    """Lake `incremental` gets the three silver batches one gold update at a time, then a rerun
+    after a MERGE that changed nothing; lake `full` builds its gold once from the final silver.
+    Silver is MERGEd as the medallion does, into tables with a change data feed, and the files
+    each MERGE replaced are deleted at once (as VACUUM would later): the older versions gold was
+    built from cannot be read, so the updates must read only what changed. The incremental
+    updates run with a session that refuses Delta's `spark.databricks.*` settings, as serverless
+    does: the tests of those updates (incremental == full included) then hold there too."""
     incremental = LocalTableStore(tmp_path_factory.mktemp("incremental"))
     full = GoldElsewhere(incremental, tmp_path_factory.mktemp("full"))
     batches = silver_batches()
-    updates = []
+    updates, unlinked = [], 0
+    for table in (SILVER_ENERGY, SILVER_WEATHER):
+        incremental.ensure(spark, table)
     with as_on_spark_connect():
         try:
             spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", "{}")
@@ -324,9 +363,12 @@ def lakes(spark, tmp_path_factory) -> dict:
         else:
             settings_refused = False
         for energy, weather in batches:
-            write_silver(spark, incremental, energy, weather)
+            merge_silver(spark, incremental, energy, weather)
+            unlinked += sum(unlink_replaced_files(incremental, t)
+                            for t in (SILVER_ENERGY, SILVER_WEATHER))
             updated = update_gold(spark, incremental, ZONE, progress=silent)
             updates.append({u.table: u for u in updated})
+        merge_silver(spark, incremental, *batches[-1])  # nothing newer: a commit changing no row
     gold = (GOLD_HISTORIC, GOLD_WEATHER_FORECASTS)
     versions_before_rerun = {t: incremental.version(spark, t) for t in gold}
     rerun = {u.table: u for u in update_gold(spark, incremental, ZONE, progress=silent)}
@@ -336,10 +378,13 @@ def lakes(spark, tmp_path_factory) -> dict:
         "incremental": incremental, "full": full, "updates": updates, "rerun": rerun,
         "rebuild": rebuild, "versions_before_rerun": versions_before_rerun,
         "versions_after_rerun": versions_after_rerun, "settings_refused": settings_refused,
+        "unlinked": unlinked,
     }
 
 
 def test_each_batch_recomputes_exactly_the_affected_rows(lakes):
+    # From silver's change feed alone: the files of the versions gold was built from are gone.
+    assert lakes["unlinked"] > 0
     historic = [batch[GOLD_HISTORIC] for batch in lakes["updates"]]
     forecasts = [batch[GOLD_WEATHER_FORECASTS] for batch in lakes["updates"]]
     assert [u.mode for u in historic] == ["full", "incremental", "incremental"]

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import pytest
 
+from gridcast.config import MATERIALIZE_MODES, STAGING_TABLE
 from gridcast.storage import LocalTableStore
 from gridcast.tables import Table
 
 SOURCE = Table("bronze", "materialize_probe")
-MODES = ("local_checkpoint", "staging_table")
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", MATERIALIZE_MODES)
 def test_a_materialized_frame_keeps_its_rows_when_its_source_changes(spark, tmp_path, mode):
     store = LocalTableStore(tmp_path, materialize=mode)
     store.replace(spark.createDataFrame([(1,), (2,), (3,)], "n int"), SOURCE)
@@ -25,7 +25,7 @@ def test_a_materialized_frame_keeps_its_rows_when_its_source_changes(spark, tmp_
 
 
 def test_a_staged_frame_keeps_its_version_when_the_name_is_reused(spark, tmp_path):
-    store = LocalTableStore(tmp_path, materialize="staging_table")
+    store = LocalTableStore(tmp_path, materialize=STAGING_TABLE)
     first = store.materialize(spark.createDataFrame([(1,)], "n int"), "probe")
     second = store.materialize(spark.createDataFrame([("a", 2)], "s string, n int"), "probe")
     assert [tuple(row) for row in first.collect()] == [(1,)]
@@ -34,5 +34,6 @@ def test_a_staged_frame_keeps_its_version_when_the_name_is_reused(spark, tmp_pat
 
 def test_an_unknown_materialize_mode_is_refused(spark, tmp_path):
     store = LocalTableStore(tmp_path, materialize="cache")
-    with pytest.raises(ValueError, match="unknown materialize mode 'cache'"):
+    expected = "unknown materialize mode 'cache'; one of local_checkpoint, staging_table"
+    with pytest.raises(ValueError, match=expected):
         store.materialize(spark.createDataFrame([(1,)], "n int"), "probe")

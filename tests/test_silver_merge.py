@@ -19,6 +19,7 @@ from fixtures.connect_mode import as_on_spark_connect
 from fixtures.silver_bronze import bronze_row, carbon_entry, history, past_range, power_entry, utc, weather_csv
 from utc import utc_rows
 
+from delta.tables import DeltaTable
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType, TimestampType
 
@@ -422,3 +423,23 @@ def test_a_merge_into_an_empty_table_appends_and_running_it_again_changes_nothin
     assert operations[1:] == ["WRITE", "MERGE"]
     kept = store.read(spark, table).select("k", "v", "grown").collect()
     assert sorted(tuple(r) for r in kept) == [("a", 1, 10.0), ("b", 2, None)]
+
+
+def test_a_table_with_commits_after_its_creation_is_merged_into_without_describing_it(
+        spark, tmp_path, monkeypatch):
+    # Emptied by a delete, so only a MERGE (never the append) is right without looking; and no
+    # DESCRIBE DETAIL is spent on a table that has been written to.
+    store = LocalTableStore(tmp_path)
+    table = Table("silver", "readings", key=("k",), schema=StructType([
+        StructField("k", StringType(), False), StructField("seen", TimestampType()),
+        StructField("v", IntegerType())]))
+    store.ensure(spark, table)
+    rows = spark.createDataFrame([("a", H[0], 1)], "k string, seen timestamp, v int")
+    store.append(rows, table)
+    store.delta_table(spark, table).delete()
+    described = []
+    monkeypatch.setattr(DeltaTable, "detail", lambda self: described.append(self) or None)
+    merged = merge_revisions(spark, store, table, rows,
+                             groups=(RevisionGroup("all", order=("seen",), columns=("v",)),))
+    last = store.delta_table(spark, table).history(1).collect()[0]
+    assert (merged, last.operation, described) == (MergeMetrics(1, 0), "MERGE", [])

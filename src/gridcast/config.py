@@ -140,6 +140,11 @@ class SourceConfig:
     portal_csv: tuple[Path, ...] = ()
 
 
+# `TableStore.materialize` modes: kept by the executors, or written to a staging Delta table.
+LOCAL_CHECKPOINT, STAGING_TABLE = "local_checkpoint", "staging_table"
+MATERIALIZE_MODES = (LOCAL_CHECKPOINT, STAGING_TABLE)
+
+
 @dataclass(frozen=True)
 class StorageConfig:
     kind: str
@@ -152,10 +157,7 @@ class StorageConfig:
     # How a frame used several times is computed once (`TableStore.materialize`): one of
     # MATERIALIZE_MODES. Serverless offers neither caching nor a reliable localCheckpoint
     # (docs/decisions/0026).
-    materialize: str = "local_checkpoint"
-
-
-MATERIALIZE_MODES = ("local_checkpoint", "staging_table")
+    materialize: str = LOCAL_CHECKPOINT
 
 
 @dataclass(frozen=True)
@@ -455,7 +457,7 @@ def load_config(overrides: list[str] | None = None) -> GridcastConfig:
         catalog=storage_node.get("catalog"),
         schema=storage_node.get("schema"),
         checkpoints=_checkpoints(storage_node),
-        materialize=str(storage_node.get("materialize") or "local_checkpoint"),
+        materialize=str(storage_node.get("materialize") or LOCAL_CHECKPOINT),
     )
     if storage.materialize not in MATERIALIZE_MODES:
         raise ConfigError(f"storage.materialize={storage.materialize!r} is not one of "

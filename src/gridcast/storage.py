@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Mapping
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
+from pyspark.sql import DataFrame, DataFrameReader, DataFrameWriter, SparkSession
 
-from gridcast.config import StorageConfig
+from gridcast.config import LOCAL_CHECKPOINT, MATERIALIZE_MODES, STAGING_TABLE, StorageConfig
 from gridcast.tables import Table
 
 _LOG_FILE = re.compile(r"^(\d{20})\.json$")
@@ -29,7 +29,7 @@ class TableStore(ABC):
     (`StorageConfig.materialize`): `local_checkpoint` or `staging_table`.
     """
 
-    materialize_mode: str = "local_checkpoint"
+    materialize_mode: str = LOCAL_CHECKPOINT
 
     @abstractmethod
     def identifier(self, table: Table) -> str:
@@ -47,6 +47,22 @@ class TableStore(ABC):
     @abstractmethod
     def read_stream(self, spark: SparkSession, table: Table) -> DataFrame:
         """The table as a Delta streaming source (new commits, in version order)."""
+
+    def read_changes(self, spark: SparkSession, table: Table, first: int, last: int) -> DataFrame:
+        """The table's change data feed from version `first` to `last` (inclusive): the rows
+        those commits inserted, updated (`update_preimage` / `update_postimage`) or deleted,
+        with `_change_type`, `_commit_version` and `_commit_timestamp`.
+
+        The table must have `delta.enableChangeDataFeed` set since before `first`; Delta refuses
+        the read otherwise (an AnalysisException when it is planned or run).
+        """
+        reader = (spark.read.format("delta").option("readChangeFeed", "true")
+                  .option("startingVersion", first).option("endingVersion", last))
+        return self._load(reader, table)
+
+    @abstractmethod
+    def _load(self, reader: DataFrameReader, table: Table) -> DataFrame:
+        """Run a configured Delta reader against the table."""
 
     @abstractmethod
     def _builder(self, spark: SparkSession, table: Table):  # noqa: ANN202 - DeltaTableBuilder
@@ -93,10 +109,11 @@ class TableStore(ABC):
         read back at the version written, for sessions that cannot checkpoint or cache, such as
         Databricks serverless. A name serves one caller at a time: the next call replaces it.
         """
-        if self.materialize_mode == "local_checkpoint":
+        if self.materialize_mode not in MATERIALIZE_MODES:
+            raise ValueError(f"unknown materialize mode {self.materialize_mode!r}; "
+                             f"one of {', '.join(MATERIALIZE_MODES)}")
+        if self.materialize_mode == LOCAL_CHECKPOINT:
             return df.localCheckpoint()
-        if self.materialize_mode != "staging_table":
-            raise ValueError(f"unknown materialize mode {self.materialize_mode!r}")
         staging = Table(STAGING_LAYER, name)
         self.replace(df, staging)
         spark = df.sparkSession
@@ -123,7 +140,7 @@ class TableStore(ABC):
 class LocalTableStore(TableStore):
     """Path-based Delta tables under `<root>/<layer>/<name>`, readable by any Delta reader."""
 
-    def __init__(self, root: Path, materialize: str = "local_checkpoint"):
+    def __init__(self, root: Path, materialize: str = LOCAL_CHECKPOINT):
         self.root = Path(root)
         self.materialize_mode = materialize
 
@@ -153,6 +170,9 @@ class LocalTableStore(TableStore):
     def read_stream(self, spark: SparkSession, table: Table) -> DataFrame:
         return spark.readStream.format("delta").load(self.identifier(table))
 
+    def _load(self, reader: DataFrameReader, table: Table) -> DataFrame:
+        return reader.load(self.identifier(table))
+
     def _builder(self, spark: SparkSession, table: Table):  # noqa: ANN202
         return DeltaTable.createIfNotExists(spark).location(self.identifier(table))
 
@@ -168,7 +188,7 @@ class UnityCatalogTableStore(TableStore):
     (`bronze.weather_forecast_data`, `silver.weather_forecast_data`).
     """
 
-    def __init__(self, catalog: str, schema: str, materialize: str = "staging_table"):
+    def __init__(self, catalog: str, schema: str, materialize: str = STAGING_TABLE):
         self.catalog, self.schema = catalog, schema
         self.materialize_mode = materialize
 
@@ -190,6 +210,9 @@ class UnityCatalogTableStore(TableStore):
     def read_stream(self, spark: SparkSession, table: Table) -> DataFrame:
         # By name: a catalog table refuses path-style `delta.`<path>`` streaming.
         return spark.readStream.format("delta").table(self.identifier(table))
+
+    def _load(self, reader: DataFrameReader, table: Table) -> DataFrame:
+        return reader.table(self.identifier(table))
 
     def _builder(self, spark: SparkSession, table: Table):  # noqa: ANN202
         spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.catalog}.{self.schema}")

@@ -93,6 +93,10 @@ def _generated(name: str, data_type, expression: str) -> StructField:  # noqa: A
     return StructField(name, data_type, True, {"delta.generationExpression": expression})
 
 
+# The silver tables gold builds from keep a change data feed: gold's incremental update reads
+# the rows each MERGE changed instead of diffing two whole versions (decision 0027).
+_SILVER_GOLD_READS = {"delta.enableChangeDataFeed": "true"}
+
 SILVER_ENERGY = Table(
     "silver", "energy_data", key=("zone", "datetime"),
     schema=StructType([
@@ -126,6 +130,7 @@ SILVER_ENERGY = Table(
         StructField("last_ingested_at", TimestampType()),  # last fetch that carried this hour
         # import_<zone> / export_<zone> (double, MW) are added as neighbours appear (MERGE schema evolution)
     ]),
+    properties=_SILVER_GOLD_READS,
     description="Power breakdown joined with carbon intensity per zone and hour; newest revision wins.",
 )
 # Visual Crossing's hourly variables, metric units, in its CSV order: silver keeps them all.
@@ -195,6 +200,7 @@ SILVER_WEATHER = Table(
           for name in WEATHER_VARIABLES],
         StructField("ingested_at", TimestampType(), False),  # when this vintage was fetched
     ]),
+    properties=_SILVER_GOLD_READS,
     description="Hourly weather per location and forecast vintage, UTC; observations marked.",
 )
 SILVER_QUARANTINE = Table(

@@ -2,15 +2,17 @@
 
 
 Every gold commit records in its Delta `userMetadata` the silver versions it was built from and
-a fingerprint of gold's definition (`definition_fingerprint`). The next run diffs silver at
-those versions against silver now (time travel on the zone's rows, matched on key and a content
-fingerprint), recomputes exactly the affected rows with `gridcast.medallion.gold` and replaces
-them in one commit (`replaceWhere` on those hours or vintages: a writer, so the record is a
-writer option; decision 0026). For energy that is each changed hour h and [h, h + 24 h], the
-rows whose lag or window covers h; for observed weather the changed hour only; hours that extend the spine too. The
-recomputation reads silver only over those hours and the 24 hours before them. A changed
-definition, a missing record or an unreadable old version rebuilds the zone
-(docs/decisions/0004-gold.md). No session setting is used, so serverless runs it as it is.
+a fingerprint of gold's definition (`definition_fingerprint`). The next run reads the zone's
+rows that silver's commits since those versions inserted or updated (silver's change data feed;
+where the feed does not cover them, a diff of silver at those versions against silver now,
+matched on key and a content fingerprint), recomputes exactly the affected rows with
+`gridcast.medallion.gold` and replaces them in one commit (`replaceWhere` on those hours or
+vintages: a writer, so the record is a writer option; decision 0026). For energy that is each
+changed hour h and [h, h + 24 h], the rows whose lag or window covers h; for observed weather the
+changed hour only; hours that extend the spine too. The recomputation reads silver only over
+those hours and the 24 hours before them. A changed definition, a missing record or an
+unreadable old version rebuilds the zone (docs/decisions/0004-gold.md). No session setting is
+used, so serverless runs it as it is.
 """
 
 
@@ -271,17 +273,22 @@ class SilverSnapshot:
             and self.versions[table] is not None and version != self.versions[table]
         }
         if pending:
+            for table, version in pending.items():
+                self._check_since(table, version)
             try:
-                found = reduce(DataFrame.unionByName, [
-                    _changed_hours(table, changed_rows(
-                        self._previous(table, version), self.read(table), table.key,
-                    ))
-                    for table, version in pending.items()
-                ]).distinct().collect()
-            except (PySparkException, Py4JJavaError) as error:
-                # Vacuumed files (Py4JJavaError: FAILED_READ_FILE) or a cleaned-up log.
-                versions = ", ".join(f"{table} v{version}" for table, version in pending.items())
-                raise _RebuildNeeded(f"cannot diff against {versions}: {_reason(error)}") from error
+                found = self._collect_changes(pending, self._fed_rows)
+            except (PySparkException, Py4JJavaError):
+                # No change data feed over these versions (a table created before gold read
+                # one, or its change files vacuumed): diff the two versions instead.
+                found = None
+            if found is None:
+                try:
+                    found = self._collect_changes(pending, self._diffed_rows)
+                except (PySparkException, Py4JJavaError) as error:
+                    # Vacuumed files (Py4JJavaError: FAILED_READ_FILE) or a cleaned-up log.
+                    versions = ", ".join(f"{t} v{v}" for t, v in pending.items())
+                    raise _RebuildNeeded(
+                        f"cannot diff against {versions}: {_reason(error)}") from error
             for table, version in pending.items():
                 self._changed[(table, version)] = [
                     (row.kind, row.hour) for row in found if row.table == table.qualified_name
@@ -294,14 +301,37 @@ class SilverSnapshot:
             frozenset(hours["energy"]), frozenset(hours["observed"]), frozenset(hours["vintage"]),
         )
 
-    def _previous(self, table: Table, since: int | None) -> DataFrame | None:
-        """The zone's rows of `table` at the earlier version `since` (None: no such version)."""
+    @staticmethod
+    def _collect_changes(
+        pending: dict[Table, int | None], changed: Callable[[Table, int | None], DataFrame],
+    ) -> list:
+        """`(table, kind, hour)` rows of every pending table's changed rows, in one Spark job."""
+        return reduce(DataFrame.unionByName, [
+            _changed_hours(table, changed(table, version)) for table, version in pending.items()
+        ]).distinct().collect()
+
+    def _fed_rows(self, table: Table, since: int | None) -> DataFrame:
+        """The zone's rows of `table` inserted or updated after version `since`, from its change
+        data feed: only what the commits wrote, not two whole versions. A row updated to the
+        content it had (silver's MERGE never does: its revision order only grows) would count as
+        changed: more hours recomputed, the same gold rows."""
         if since is None:
-            return None
+            return self.read(table)
+        changes = self.store.read_changes(self.spark, table, since + 1, self.versions[table])
+        changed = F.col("_change_type").isin("insert", "update_postimage")
+        return changes.filter(changed & (F.col("zone") == self.zone_id))
+
+    def _diffed_rows(self, table: Table, since: int | None) -> DataFrame:
+        """The zone's rows of `table` that are new or differ from version `since` (a diff of
+        the two versions, `changed_rows`)."""
+        previous = None if since is None else self.read(table, since)
+        return changed_rows(previous, self.read(table), table.key)
+
+    def _check_since(self, table: Table, since: int | None) -> None:
+        """Raise `_RebuildNeeded` if `since` is newer than the pinned version of `table`."""
         current = self.versions[table]
-        if current is None or since > current:
+        if since is not None and (current is None or since > current):
             raise _RebuildNeeded(f"{table} is at v{current}, before v{since} that gold was built from")
-        return self.read(table, since)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ Nothing here knows about energy or weather; silver uses it, gold can too.
   replaced only when the incoming row is newer for that group, so an older revision arriving
   late never overwrites a newer one, and two upstream sources can fill one row independently.
   New source columns are added to the table (MERGE schema evolution).
-- `has_rows` / `append_into_empty`: a MERGE into a table without rows inserts every row; a plain
-  append writes the same rows without the MERGE's join (the first batch of a fresh lake).
+- `known_empty` / `append_into_empty`: a MERGE into a table without rows inserts every row; a
+  plain append writes the same rows without the MERGE's join (the first batch of a fresh lake).
 - `append_once`: a plain append Delta skips when the same (writer, batch) already committed:
   the cheap idempotent write for a streaming batch (one Spark job; a MERGE runs about ten).
 - `process_new_rows`: feed the rows appended to Delta tables since the last call to a function,
@@ -152,7 +152,7 @@ def merge_revisions(
     if orphans:
         raise ValueError(f"MERGE into {table}: column(s) {', '.join(orphans)} belong to no revision group")
 
-    if not has_rows(spark, store, table):
+    if known_empty(spark, store, table):
         return MergeMetrics(inserted=append_into_empty(spark, store, table, updates))
     # A group the batch does not carry at all (e.g. no power rows in it) keeps the table's values.
     groups = [g for g in groups if not g.order or g.order[0] in source_columns]
@@ -183,14 +183,22 @@ def merge_revisions(
     return MergeMetrics(inserted=result["num_inserted_rows"], updated=result["num_updated_rows"])
 
 
-def has_rows(spark: SparkSession, store: TableStore, table: Table) -> bool:
-    """Whether the Delta table has any data file, from its metadata (`DESCRIBE DETAIL`)."""
-    return store.delta_table(spark, table).detail().select("numFiles").first()[0] > 0
+def known_empty(spark: SparkSession, store: TableStore, table: Table) -> bool:
+    """Whether the Delta table certainly has no rows: only its creating commit (version 0) and
+    no data file in it (`DESCRIBE DETAIL`).
+
+    A table with later commits is taken to have rows without a look (its version is a file
+    listing locally; DESCRIBE DETAIL cost a query before every MERGE): a MERGE is right
+    whatever the table holds, the append only when it holds nothing.
+    """
+    if store.version(spark, table) != 0:
+        return False
+    return store.delta_table(spark, table).detail().select("numFiles").first()[0] == 0
 
 
 def append_into_empty(spark: SparkSession, store: TableStore, table: Table, rows: DataFrame) -> int:
-    """Append `rows` to a table `has_rows` found empty: what a MERGE (every row an insert) would
-    write, new columns added the same way, in one write instead of a join and a write.
+    """Append `rows` to a table `known_empty` found empty: what a MERGE (every row an insert)
+    would write, new columns added the same way, in one write instead of a join and a write.
 
     Idempotent like the MERGE it replaces: a batch re-run after this commit finds rows and
     MERGEs (matching every row, changing none).
