@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from gridcast.backtest import (
     first_issue_hour, forecast_folds, lag_only, model_config, per_horizon, plan_folds,
-    store_folds, stored_folds, stored_results, summarize, error_by_hour,
+    start_workers, store_folds, stored_folds, stored_results, summarize, error_by_hour,
 )
 from gridcast.config import GridcastConfig
 from gridcast.frame_inputs import build_scoring_frame, load_frame_inputs
@@ -57,8 +57,10 @@ def run(cfg: GridcastConfig) -> None:
               f"{settings.start_at:%Y-%m-%d %H:%M} .. {settings.end_at:%Y-%m-%d %H:%M} UTC, "
               f"{len(folds) - len(pending)} already stored, MLflow run {lineage.run_id}",
               flush=True)
-        written = 0
+        written, write_seconds = 0, 0.0
         if pending:
+            if len(pending) > 1:
+                start_workers(settings)
             inputs = load_frame_inputs(
                 spark, store, zone, horizon=horizon, settings=cfg.frame,
                 start=first_issue_hour(settings, horizon), end=settings.end_at,
@@ -89,11 +91,16 @@ def run(cfg: GridcastConfig) -> None:
                     buffer.append(rows)
                     if len(buffer) >= settings.flush_every_folds or fold is pending[-1]:
                         batch = pd.concat(buffer)
+                        write_started = time.monotonic()
                         lineage.record_write(GOLD_BACKTEST, store_folds(spark, store, batch))
+                        write_seconds += time.monotonic() - write_started
                         written += len(batch)
                         buffer = []
                     fold_started = time.monotonic()
+            mlflow.log_metric("seconds.write", write_seconds)
+        read_started = time.monotonic()
         results = stored_results(spark, store, zone.id, config, [f.fold for f in folds])
+        mlflow.log_metric("seconds.read_back", time.monotonic() - read_started)
         _log_summary(results, written, time.monotonic() - started)
         print(_summary_text(results), flush=True)
         print(f"backtest {zone.id} {horizon}h: {len(pending)} folds fitted, {written} rows "

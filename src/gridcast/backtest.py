@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.forkserver
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Mapping
@@ -274,6 +275,14 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+def start_workers(settings: BacktestSettings) -> None:
+    """Start the workers' fork server now when `forecast_folds` will use one, so that its imports
+    overlap the frame's reads instead of delaying the first fits."""
+    if settings.workers > 1:
+        _worker_context()
+        multiprocessing.forkserver.ensure_running()
+
+
 def forecast_folds(labelled: pd.DataFrame, folds: list[Fold], train: TrainSettings,
                    settings: BacktestSettings, config: str, run_id: str) -> Iterator[pd.DataFrame]:
     """`run_fold` of each fold, yielded in fold order as each one is ready.
@@ -408,6 +417,6 @@ def stored_results(spark: SparkSession, store: TableStore, zone: str, config: st
 __all__ = [
     "BacktestSettings", "Fold", "LEAD_BANDS", "RESULT_COLUMNS", "WEATHER_SOURCES", "as_scored",
     "error_by_hour", "first_issue_hour", "fold_split", "forecast_folds", "lag_only",
-    "model_config", "per_horizon", "plan_folds", "run_fold", "store_folds", "stored_folds",
-    "stored_results", "summarize", "weather_source",
+    "model_config", "per_horizon", "plan_folds", "run_fold", "start_workers", "store_folds",
+    "stored_folds", "stored_results", "summarize", "weather_source",
 ]
