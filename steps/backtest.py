@@ -5,14 +5,16 @@
         -P overrides="backtest.start=2022-01-01 backtest.end=2023-01-01"
 
 Reads the frame's inputs once (versions recorded), builds the frame once for the whole range,
-refits the `train` model every `backtest.retrain_days` and MERGEs each fold's forecasts. Folds
-already stored for this model config are skipped, so a rerun commits nothing and an interrupted
-run resumes. The summary (overall and per lead day, by horizon, by hour of day) is computed from
-the stored rows and logged to MLflow with plots.
+refits the `train` model every `backtest.retrain_days` (`backtest.workers` folds at a time, each
+in its own process) and writes the forecasts every `backtest.flush_every_folds` folds, replacing
+those folds' rows. Folds already stored for this model config are skipped, so a rerun commits
+nothing and an interrupted run resumes. The summary (overall and per lead day, by horizon, by
+hour of day) is computed from the stored rows and logged to MLflow with plots.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import time
@@ -23,14 +25,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from gridcast.backtest import (
-    first_issue_hour, lag_only, model_config, per_horizon, plan_folds, run_fold, stored_folds,
-    stored_results, summarize, error_by_hour,
+    first_issue_hour, forecast_folds, lag_only, model_config, per_horizon, plan_folds,
+    start_workers, store_folds, stored_folds, stored_results, summarize, error_by_hour,
 )
 from gridcast.config import GridcastConfig
 from gridcast.frame_inputs import build_scoring_frame, load_frame_inputs
 from gridcast.lineage import step_run
 from gridcast.medallion.gold import weather_columns
-from gridcast.pandas_io import merge_frame
 from gridcast.plots import plot_error_by_hour, plot_forecast_vs_actual, plot_mae_by_horizon
 from gridcast.runner import run_step
 from gridcast.spark import get_spark
@@ -56,8 +57,10 @@ def run(cfg: GridcastConfig) -> None:
               f"{settings.start_at:%Y-%m-%d %H:%M} .. {settings.end_at:%Y-%m-%d %H:%M} UTC, "
               f"{len(folds) - len(pending)} already stored, MLflow run {lineage.run_id}",
               flush=True)
-        written = 0
+        written, write_seconds = 0, 0.0
         if pending:
+            if len(pending) > 1:
+                start_workers(settings)
             inputs = load_frame_inputs(
                 spark, store, zone, horizon=horizon, settings=cfg.frame,
                 start=first_issue_hour(settings, horizon), end=settings.end_at,
@@ -72,22 +75,32 @@ def run(cfg: GridcastConfig) -> None:
                 frame = lag_only(frame, weather_columns(zone.locations))
             labelled = frame[frame["target"].notna()]
             mlflow.log_metric("seconds.frame", time.monotonic() - started)
+            del frame
             buffer: list[pd.DataFrame] = []
-            for fold in tqdm(pending, desc=f"backtest {zone.id} folds", unit="fold"):
-                fold_started = time.monotonic()
-                rows = run_fold(labelled, fold, cfg.train, settings, config, lineage.run_id)
-                mlflow.log_metrics({
-                    "fold.mae": float((rows["prediction"] - rows["actual"]).abs().mean()),
-                    "fold.seconds": time.monotonic() - fold_started,
-                }, step=fold.fold)
-                buffer.append(rows)
-                if len(buffer) >= settings.flush_every_folds or fold is pending[-1]:
-                    outcome = merge_frame(spark, store, GOLD_BACKTEST, pd.concat(buffer))
-                    written += outcome.inserted + outcome.updated
-                    if outcome.committed and outcome.version is not None:
-                        lineage.record_write(GOLD_BACKTEST, outcome.version)
-                    buffer = []
+            fold_started = time.monotonic()
+            # Closed on the way out, so an error stops the worker processes at once.
+            with contextlib.closing(forecast_folds(labelled, pending, cfg.train, settings,
+                                                   config, lineage.run_id)) as forecasts:
+                for fold, rows in tqdm(zip(pending, forecasts), total=len(pending),
+                                       desc=f"backtest {zone.id} folds", unit="fold"):
+                    # With parallel workers: the time since the previous fold arrived.
+                    mlflow.log_metrics({
+                        "fold.mae": float((rows["prediction"] - rows["actual"]).abs().mean()),
+                        "fold.seconds": time.monotonic() - fold_started,
+                    }, step=fold.fold)
+                    buffer.append(rows)
+                    if len(buffer) >= settings.flush_every_folds or fold is pending[-1]:
+                        batch = pd.concat(buffer)
+                        write_started = time.monotonic()
+                        lineage.record_write(GOLD_BACKTEST, store_folds(spark, store, batch))
+                        write_seconds += time.monotonic() - write_started
+                        written += len(batch)
+                        buffer = []
+                    fold_started = time.monotonic()
+            mlflow.log_metric("seconds.write", write_seconds)
+        read_started = time.monotonic()
         results = stored_results(spark, store, zone.id, config, [f.fold for f in folds])
+        mlflow.log_metric("seconds.read_back", time.monotonic() - read_started)
         _log_summary(results, written, time.monotonic() - started)
         print(_summary_text(results), flush=True)
         print(f"backtest {zone.id} {horizon}h: {len(pending)} folds fitted, {written} rows "

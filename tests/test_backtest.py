@@ -19,11 +19,14 @@ import pandas as pd
 import pytest
 
 import steps.backtest as backtest_step
+import gridcast.backtest as backtest
 from gridcast.backtest import (
-    BacktestSettings, Fold, fold_split, lag_only, model_config, plan_folds, run_fold, summarize,
+    BacktestSettings, Fold, fold_split, forecast_folds, lag_only, model_config, plan_folds,
+    run_fold, store_folds, summarize,
 )
 from gridcast.config import ConfigError, load_config
 from gridcast.model import ModelSettings, NotEnoughDataError, TrainSettings
+from gridcast.storage import LocalTableStore
 from conftest import REPLAYED_START, copy_replayed_lake
 
 START = REPLAYED_START
@@ -32,7 +35,7 @@ H = 6
 BACKTEST = [
     f"horizon={H}", "backtest.start=2025-03-16", "backtest.end=2025-03-18",
     "backtest.retrain_days=1", "backtest.min_train_days=3", "backtest.train_days=null",
-    "backtest.calibration_days=1", "model.max_iter=20",
+    "backtest.calibration_days=1", "model.max_iter=20", "backtest.workers=1",
 ]
 
 
@@ -127,22 +130,44 @@ def test_a_resumed_run_after_an_interruption_equals_an_uninterrupted_run(
         base_lake, uninterrupted, monkeypatch):
     scenario = _scenario(base_lake, "interrupted")
     overrides = [*scenario["overrides"], "backtest.flush_every_folds=1"]
-    real_run_fold = backtest_step.run_fold
+    real_run_fold = backtest.run_fold
 
     def interrupted_after_fold_0(labelled, fold, *args):
         if fold.fold == 1:
             raise KeyboardInterrupt("simulated interruption")
         return real_run_fold(labelled, fold, *args)
 
-    monkeypatch.setattr(backtest_step, "run_fold", interrupted_after_fold_0)
+    monkeypatch.setattr(backtest, "run_fold", interrupted_after_fold_0)
     with pytest.raises(KeyboardInterrupt, match="simulated interruption"):
         backtest_step.main(overrides)
     assert set(_rows(scenario["root"])["fold"]) == {0}
-    monkeypatch.setattr(backtest_step, "run_fold", real_run_fold)
+    monkeypatch.setattr(backtest, "run_fold", real_run_fold)
     assert backtest_step.main(overrides) == 0
     resumed = _rows(scenario["root"]).drop(columns="run_id")
     expected = _rows(uninterrupted["root"]).drop(columns="run_id")
     pd.testing.assert_frame_equal(resumed, expected)
+
+
+def test_storing_folds_again_replaces_their_rows_and_leaves_the_other_folds(
+        spark, uninterrupted, tmp_path):
+    stored = _rows(uninterrupted["root"])
+    store = LocalTableStore(tmp_path / "lake")
+    first = store_folds(spark, store, stored)
+    changed = stored[stored["fold"] == 1].assign(prediction=lambda rows: rows["prediction"] + 1)
+    second = store_folds(spark, store, changed)
+    assert second == first + 1
+    again = _rows(tmp_path).sort_values(["fold", "issued_at", "datetime"]).reset_index(drop=True)
+    assert len(again) == len(stored)
+    pd.testing.assert_frame_equal(again[again["fold"] == 0], stored[stored["fold"] == 0])
+    assert (again.loc[again["fold"] == 1, "prediction"].to_numpy()
+            == changed["prediction"].to_numpy()).all()
+
+
+def test_storing_rows_of_two_model_configs_at_once_is_refused(uninterrupted, tmp_path):
+    rows = _rows(uninterrupted["root"])
+    rows.loc[rows["fold"] == 1, "model_config"] = "other"
+    with pytest.raises(ValueError, match="one zone and model config at a time, got 2"):
+        store_folds(None, LocalTableStore(tmp_path / "lake"), rows)
 
 
 def test_summary_metrics_equal_a_recomputation_from_the_stored_rows(uninterrupted):
@@ -201,6 +226,7 @@ def test_a_backtest_without_a_range_is_a_clear_error(base_lake, tmp_path, capsys
     ({"issue_hour": 24}, "backtest.issue_hour must be 0..23"),
     ({"train_days": 7, "min_train_days": 28}, "must be >= backtest.min_train_days"),
     ({"folds": 3}, "folds"),
+    ({"workers": 0}, "backtest.workers must be >= 1"),
 ])
 def test_bad_backtest_settings_are_config_errors(values, message):
     with pytest.raises(ConfigError, match=message):
@@ -255,6 +281,35 @@ def test_summary_has_one_line_per_lead_day_the_horizon_reaches():
     assert list(summary["band"]) == ["all", "day1"]
     assert summary["rows"].tolist() == [len(rows), len(rows)]
     assert set(rows["weather_source"]) <= {"forecast", "none", "observed"}
+
+
+def _three_folds(days: int = 40) -> tuple[pd.DataFrame, list[Fold]]:
+    labelled = _synthetic_frame(days).pipe(lambda frame: frame[frame["target"].notna()])
+    origin = labelled["issued_at"].max().floor("D") - pd.Timedelta(days=3)
+    return labelled, [Fold(k, origin + pd.Timedelta(days=k), origin + pd.Timedelta(days=k + 1))
+                      for k in range(3)]
+
+
+def test_folds_fitted_in_worker_processes_equal_the_folds_fitted_in_this_one():
+    labelled, folds = _three_folds()
+    train = TrainSettings(horizon=H, model=ModelSettings(max_iter=10))
+    alone = BacktestSettings(train_days=None, min_train_days=20, calibration_days=3, workers=1)
+    in_workers = BacktestSettings(train_days=None, min_train_days=20, calibration_days=3,
+                                  workers=2)
+    expected = list(forecast_folds(labelled, folds, train, alone, "cfg", "run"))
+    parallel = list(forecast_folds(labelled, folds, train, in_workers, "cfg", "run"))
+    assert [rows["fold"].iloc[0] for rows in parallel] == [0, 1, 2]
+    for got, want in zip(parallel, expected):
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
+def test_a_fold_failing_in_a_worker_process_raises_its_own_error():
+    labelled, folds = _three_folds(days=30)
+    train = TrainSettings(horizon=H, model=ModelSettings(max_iter=10))
+    settings = BacktestSettings(train_days=None, min_train_days=25, calibration_days=3,
+                                workers=2)
+    with pytest.raises(NotEnoughDataError, match="fold 0 .* needs 600"):
+        list(forecast_folds(labelled, folds, train, settings, "cfg", "run"))
 
 
 def test_lag_only_blanks_weather_and_flags_it_missing():

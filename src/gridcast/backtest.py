@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import multiprocessing.forkserver
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -34,11 +37,12 @@ from pyspark.sql import functions as F
 
 from gridcast.config import ConfigError
 from gridcast.frame import FrameSettings
+from gridcast.medallion.sql import sql_text
 from gridcast.model import (
     BASELINES, TARGET, NotEnoughDataError, Split, TrainSettings, error_by_hour_of_day,
     evaluate_forecasts, fit_split, scored_rows, seasonal_scale,
 )
-from gridcast.pandas_io import read_table
+from gridcast.pandas_io import read_table, to_spark
 from gridcast.scoring import parse_issue_hour
 from gridcast.settings import settings_from_mapping
 from gridcast.storage import TableStore
@@ -69,7 +73,8 @@ class BacktestSettings:
         min_train_days: a fold with fewer days of training issue hours is an error.
         calibration_days: days of issue hours the conformal intervals are calibrated on.
         weather: use the frame's weather columns (False: lag-only, weather left out).
-        flush_every_folds: MERGE the results after this many folds (resume granularity).
+        flush_every_folds: write the results after this many folds (resume granularity).
+        workers: folds fitted at the same time, each in its own process (1: in this process).
     """
 
     start: str | None = None
@@ -81,6 +86,7 @@ class BacktestSettings:
     calibration_days: int = 7
     weather: bool = True
     flush_every_folds: int = 8
+    workers: int = 2
 
     def __post_init__(self) -> None:
         for name in ("start", "end"):
@@ -91,7 +97,8 @@ class BacktestSettings:
         if self.start is not None and self.end is not None and self.end_at <= self.start_at:
             raise ConfigError(f"backtest.end ({self.end}) must be after backtest.start "
                               f"({self.start})")
-        for name in ("retrain_days", "min_train_days", "calibration_days", "flush_every_folds"):
+        for name in ("retrain_days", "min_train_days", "calibration_days", "flush_every_folds",
+                     "workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"backtest.{name} must be >= 1, got {getattr(self, name)}")
         if self.train_days is not None and self.train_days < self.min_train_days:
@@ -148,15 +155,15 @@ def first_issue_hour(settings: BacktestSettings, horizon: int) -> pd.Timestamp |
 def model_config(train: TrainSettings, frame: FrameSettings, settings: BacktestSettings) -> str:
     """A short, stable name for everything that shapes the results: `<kind>-<target>-<hash>`.
 
-    Threads and the flush cadence change no number, so they are left out; start is in (fold
-    numbers count from it), end is not (a longer range reuses the folds already stored).
+    Threads, workers and the flush cadence change no number, so they are left out; start is in
+    (fold numbers count from it), end is not (a longer range reuses the folds already stored).
     """
     model = {k: v for k, v in asdict(train.model).items() if k != "threads"}
     shaping = {
         "horizon": train.horizon, "model": model, "frame": asdict(frame),
         "interval": [train.interval_lower, train.interval_upper],
         "backtest": {k: v for k, v in asdict(settings).items()
-                     if k not in ("end", "flush_every_folds")},
+                     if k not in ("end", "flush_every_folds", "workers")},
     }
     digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
     return f"{train.model.kind}-{train.model.target}-{digest[:10]}"
@@ -246,6 +253,61 @@ def run_fold(labelled: pd.DataFrame, fold: Fold, train: TrainSettings,
     return rows.reset_index(drop=True)[list(RESULT_COLUMNS)]
 
 
+# A worker process's copy of the labelled frame, received once when the worker starts.
+_WORKER_FRAME: dict[str, pd.DataFrame] = {}
+
+
+def _receive_frame(labelled: pd.DataFrame) -> None:
+    _WORKER_FRAME["labelled"] = labelled
+
+
+def _run_fold_in_worker(fold: Fold, train: TrainSettings, settings: BacktestSettings,
+                        config: str, run_id: str) -> pd.DataFrame:
+    return run_fold(_WORKER_FRAME["labelled"], fold, train, settings, config, run_id)
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a fork server that imported this module once: not forked from this
+    process, whose JVM gateway threads and OpenMP state do not survive a fork, and not spawned,
+    which pays the imports (~4 s CPU) again in every worker."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def start_workers(settings: BacktestSettings) -> None:
+    """Start the workers' fork server now when `forecast_folds` will use one, so that its imports
+    overlap the frame's reads instead of delaying the first fits."""
+    if settings.workers > 1:
+        _worker_context()
+        multiprocessing.forkserver.ensure_running()
+
+
+def forecast_folds(labelled: pd.DataFrame, folds: list[Fold], train: TrainSettings,
+                   settings: BacktestSettings, config: str, run_id: str) -> Iterator[pd.DataFrame]:
+    """`run_fold` of each fold, yielded in fold order as each one is ready.
+
+    With `settings.workers` > 1 the folds fit in that many worker processes, each holding one
+    copy of the frame: the fits are independent and single-threaded, so the rows are the ones
+    this process would compute, bit for bit. A fold's error is raised here, in fold order;
+    closing the iterator early cancels the folds not begun.
+    """
+    workers = min(settings.workers, len(folds))
+    if workers <= 1:
+        for fold in folds:
+            yield run_fold(labelled, fold, train, settings, config, run_id)
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=_worker_context(),
+                               initializer=_receive_frame, initargs=(labelled,))
+    try:
+        pending = [pool.submit(_run_fold_in_worker, fold, train, settings, config, run_id)
+                   for fold in folds]
+        for future in pending:
+            yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 # -------------------------------------------------------------------------------------- summary
 
 
@@ -303,6 +365,36 @@ def stored_folds(spark: SparkSession, store: TableStore, zone: str, config: str)
     return {int(row["fold"]) for row in rows}
 
 
+def store_folds(spark: SparkSession, store: TableStore, rows: pd.DataFrame) -> int:
+    """Write the result rows of whole folds (one zone and model config) in one commit, replacing
+    whatever `gold.backtest_results` holds for those folds: a fold written twice is there once.
+
+    A replace-where on (zone, model_config, fold), not a MERGE: nothing joins against the rows
+    already stored, and the files of other folds are skipped by their statistics, so the cost is
+    the batch's, not the table's. Returns the table's version after the write.
+
+    Raises:
+        ValueError: no rows, rows of several zones or configs, or duplicate keys.
+    """
+    if rows.empty:
+        raise ValueError(f"{GOLD_BACKTEST}: no rows to store")
+    owners = rows[["zone", "model_config"]].drop_duplicates()
+    if len(owners) != 1:
+        raise ValueError(f"{GOLD_BACKTEST}: rows of one zone and model config at a time, got "
+                         f"{len(owners)}")
+    if rows.duplicated(list(GOLD_BACKTEST.key)).any():
+        raise ValueError(f"{GOLD_BACKTEST}: the rows have duplicate keys {list(GOLD_BACKTEST.key)}")
+    zone, config = owners.iloc[0]
+    written = to_spark(spark, rows[list(RESULT_COLUMNS)], GOLD_BACKTEST.schema)
+    if store.exists(spark, GOLD_BACKTEST):
+        folds = ", ".join(str(int(fold)) for fold in sorted(rows["fold"].unique()))
+        store.replace_where(written, GOLD_BACKTEST, f"zone = {sql_text(zone)} AND model_config = "
+                                                    f"{sql_text(config)} AND fold IN ({folds})")
+    else:
+        store.append(written, GOLD_BACKTEST)
+    return store.version(spark, GOLD_BACKTEST)
+
+
 def stored_results(spark: SparkSession, store: TableStore, zone: str, config: str,
                    folds: list[int]) -> pd.DataFrame:
     """The stored result rows of the zone, model config and folds, sorted by key.
@@ -324,7 +416,7 @@ def stored_results(spark: SparkSession, store: TableStore, zone: str, config: st
 
 __all__ = [
     "BacktestSettings", "Fold", "LEAD_BANDS", "RESULT_COLUMNS", "WEATHER_SOURCES", "as_scored",
-    "error_by_hour", "first_issue_hour", "fold_split", "lag_only", "model_config",
-    "per_horizon", "plan_folds", "run_fold", "stored_folds", "stored_results", "summarize",
-    "weather_source",
+    "error_by_hour", "first_issue_hour", "fold_split", "forecast_folds", "lag_only",
+    "model_config", "per_horizon", "plan_folds", "run_fold", "start_workers", "store_folds",
+    "stored_folds", "stored_results", "summarize", "weather_source",
 ]
