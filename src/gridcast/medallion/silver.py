@@ -651,12 +651,6 @@ def _materialised(store: TableStore, frames: dict[Table, DataFrame]) -> dict[Tab
             for table in frames}
 
 
-# A bronze row's identity (the quality gate's "one response"). Weather responses are spread by it
-# before they are parsed: every line of a response then lands in its response's partition, so the
-# per-response uniqueness window needs no shuffle of the lines (90 000 on a fresh lake, each with
-# all its fields), only of the responses (about 1 300).
-_RESPONSE = ("payload_hash", "ingest_run_id", "ingested_at")
-
 # The quarantine commit's `userMetadata` key: rows quarantined per bronze table in that batch.
 _QUARANTINED = "quarantined"
 
@@ -679,17 +673,12 @@ class _SilverBatch:
         rows = batch.rows
         spark = rows.sparkSession
         source = F.col(SOURCE_COLUMN)
-        # Parsed once and kept: the neighbour keys (the flattened columns) and the checked rows
-        # below both start from it, instead of each parsing every power response.
-        parsed_power = self.store.materialize(
-            parse_power_history(rows.filter(source == BRONZE_POWER.qualified_name)),
-            f"{STREAM_NAME}_power")
+        parsed_power = parse_power_history(rows.filter(source == BRONZE_POWER.qualified_name))
         power = flatten_power_breakdown(parsed_power, neighbour_keys(parsed_power))
         checked = {
             BRONZE_POWER: evaluate(power, ENERGY),
             BRONZE_CARBON: checked_carbon(rows.filter(source == BRONZE_CARBON.qualified_name)),
-            BRONZE_WEATHER: checked_weather(
-                rows.filter(source == BRONZE_WEATHER.qualified_name).repartition(*_RESPONSE)),
+            BRONZE_WEATHER: checked_weather(rows.filter(source == BRONZE_WEATHER.qualified_name)),
         }
         checked = _materialised(self.store, checked)
         counts = _verdicts({t.qualified_name: frame for t, frame in checked.items()})
