@@ -425,6 +425,28 @@ def test_a_merge_into_an_empty_table_appends_and_running_it_again_changes_nothin
     assert sorted(tuple(r) for r in kept) == [("a", 1, 10.0), ("b", 2, None)]
 
 
+def test_a_first_batch_without_the_columns_a_generated_column_reads_appends_them_as_null(
+        spark, tmp_path):
+    # A carbon-only first batch (a life-cycle-only portal file) into silver.energy_data, whose
+    # generated `is_estimated` reads the power side too: a MERGE inserts NULL for the power
+    # columns, and the append must carry them or Delta cannot compute the generated column.
+    store = LocalTableStore(tmp_path)
+    table = Table("silver", "readings", key=("k",), schema=StructType([
+        StructField("k", StringType(), False), StructField("seen", TimestampType()),
+        StructField("a", IntegerType()), StructField("b", IntegerType()),
+        StructField("total", IntegerType(), True,
+                    {"delta.generationExpression": "coalesce(a, 0) + coalesce(b, 0)"})]))
+    store.ensure(spark, table)
+    rows = spark.createDataFrame([("x", H[0], 1)], "k string, seen timestamp, a int")
+
+    merged = merge_revisions(spark, store, table, rows,
+                             groups=(RevisionGroup("a", order=("seen",), columns=("a",)),))
+
+    kept = store.read(spark, table).select("k", "a", "b", "total").collect()
+    assert (merged, [tuple(r) for r in kept]) == (MergeMetrics(1, 0), [("x", 1, None, 1)])
+    assert store.delta_table(spark, table).history(1).collect()[0].operation == "WRITE"
+
+
 def test_a_table_with_commits_after_its_creation_is_merged_into_without_describing_it(
         spark, tmp_path, monkeypatch):
     # Emptied by a delete, so only a MERGE (never the append) is right without looking; and no

@@ -201,11 +201,20 @@ def append_into_empty(spark: SparkSession, store: TableStore, table: Table, rows
     would write, new columns added the same way, in one write instead of a join and a write.
 
     Idempotent like the MERGE it replaces: a batch re-run after this commit finds rows and
-    MERGEs (matching every row, changing none).
+    MERGEs (matching every row, changing none). Table columns the rows lack (generated ones
+    aside) are appended as NULL, as the MERGE would insert them.
 
     Returns:
         Rows written.
     """
+    generated = {f.name for f in (table.schema or ()) if "delta.generationExpression" in f.metadata}
+    missing = [f for f in store.read(spark, table).schema
+               if f.name not in rows.columns and f.name not in generated]
+    if missing:
+        # A MERGE inserts NULL into a column the batch lacks; an append must carry it, or Delta
+        # cannot compute a generated column that reads it (a carbon-only first batch into
+        # silver.energy_data, whose `is_estimated` reads the power side too).
+        rows = rows.select("*", *[F.lit(None).cast(f.dataType).alias(f.name) for f in missing])
     store.append(rows, table, {"mergeSchema": "true"})
     return appended_rows(store.delta_table(spark, table).history(1).collect()[0])
 
