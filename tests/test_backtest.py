@@ -170,6 +170,19 @@ def test_storing_rows_of_two_model_configs_at_once_is_refused(uninterrupted, tmp
         store_folds(None, LocalTableStore(tmp_path / "lake"), rows)
 
 
+def test_storing_no_rows_or_rows_with_a_duplicate_key_is_refused(tmp_path):
+    store = LocalTableStore(tmp_path / "lake")
+    empty = pd.DataFrame(columns=["zone", "model_config", "fold"])
+    with pytest.raises(ValueError, match="no rows to store"):
+        store_folds(None, store, empty)
+    row = {"zone": "GR", "model_config": "c", "fold": 0, "issued_at": START,
+           "datetime": START + timedelta(hours=1)}
+    twice = pd.DataFrame([row, row])
+    with pytest.raises(ValueError, match="duplicate keys"):
+        store_folds(None, store, twice)
+    assert not (tmp_path / "lake").exists()
+
+
 def test_summary_metrics_equal_a_recomputation_from_the_stored_rows(uninterrupted):
     rows = _rows(uninterrupted["root"])
     metrics = _backtest_runs(uninterrupted["root"])[0].data.metrics
