@@ -103,3 +103,19 @@ def test_mlflow_overrides_string_is_split_like_a_shell():
     assert parse_overrides(["zone=GR", "horizon=24", "ingest.every_hours=6 source.timeout_s=5", " "]) == [
         "zone=GR", "horizon=24", "ingest.every_hours=6", "source.timeout_s=5",
     ]
+
+
+def test_quotes_in_overrides_are_left_for_hydra():
+    from gridcast.runner import parse_overrides
+
+    java = "spark.driver_java_options='-XX:TieredStopAtLevel=1 -Da=b'"
+    assert parse_overrides([java, "zone=GR horizon=24"]) == [java, "zone=GR", "horizon=24"]
+    assert load_config(parse_overrides([java])).spark.driver_java_options == (
+        "-XX:TieredStopAtLevel=1 -Da=b")
+
+
+def test_an_unclosed_quote_in_overrides_is_a_config_error():
+    from gridcast.runner import parse_overrides
+
+    with pytest.raises(ConfigError, match="unbalanced quote"):
+        parse_overrides(["zone=GR spark.driver_java_options='-Da=b"])

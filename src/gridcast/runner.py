@@ -7,7 +7,7 @@ a stack trace; bugs still show theirs.
 
 from __future__ import annotations
 
-import shlex
+import re
 import sys
 from typing import Callable, Sequence
 
@@ -18,12 +18,23 @@ EXIT_CONFIG = 2
 EXIT_FAILED = 1
 
 
+# A word: runs of anything but blanks and quotes, and quoted runs (blanks allowed), quotes kept.
+_WORD = re.compile(r"""(?:[^\s'"]|'[^']*'|"[^"]*")+""")
+
+
 def parse_overrides(argv: Sequence[str]) -> list[str]:
     """Hydra overrides from the command line; MLflow passes its free `overrides` string as one
-    argument, so each argument is split shell-style too."""
+    argument, so each argument is split at blanks outside quotes too. Quotes are kept: they are
+    Hydra's (`spark.driver_java_options='-Xss4m -Da=b'`), not the shell's.
+
+    Raises:
+        ConfigError: an argument has a quote that is not closed.
+    """
     overrides: list[str] = []
     for argument in argv:
-        overrides.extend(shlex.split(argument))
+        if _WORD.sub("", argument).strip():
+            raise ConfigError(f"unbalanced quote in overrides: {argument}")
+        overrides.extend(_WORD.findall(argument))
     return overrides
 
 
