@@ -359,3 +359,22 @@ def test_recency_weights_halve_every_half_life_and_are_none_when_off():
 def test_bad_fit_options_are_config_errors(values, message):
     with pytest.raises(ConfigError, match=message):
         ModelSettings.from_mapping(values)
+
+
+def test_permutation_importance_equals_scikit_learns_with_the_same_seed(pooled):
+    from sklearn.inspection import permutation_importance
+
+    from gridcast.model import TARGET, permutation_importances
+
+    s = pooled.settings
+    sample = pooled.scored_test.sample(n=s.importance_rows, random_state=s.model.seed)
+    expected = permutation_importance(
+        pooled.forecaster, to_model_input(sample, pooled.feature_columns), sample[TARGET],
+        scoring="neg_mean_absolute_error", n_repeats=s.importance_repeats,
+        random_state=s.model.seed,
+    )
+    ours = permutation_importances(pooled).set_index("feature").loc[list(pooled.feature_columns)]
+
+    np.testing.assert_allclose(ours["mae_increase"], expected.importances_mean, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ours["std"], expected.importances_std, rtol=1e-9, atol=1e-9)
+    assert ours["mae_increase"].max() > 0  # some input matters: the check above compares numbers
