@@ -347,3 +347,25 @@ def test_two_fetches_in_one_hour_stay_two_vintages_and_an_archived_forecast_is_i
     assert [r["forecast_offset_h"] for r in first] == [-2, -1, 0, 1, 2, 3]  # 11:00 is 1 h after 10:13
     assert [r["origin"] for r in first] == ["observation"] * 3 + ["forecast"] * 3
     assert {r["forecast_offset_h"] for r in rows if r["location"] == "Patras"} == set(range(248, 254))
+
+
+def test_concurrent_writes_all_run_to_their_end_before_the_first_failure_is_raised():
+    import threading
+
+    from gridcast.medallion.silver import write_concurrently
+
+    together = threading.Barrier(3, timeout=10)  # broken unless three writes run at once
+    done = []
+
+    def write(name, error=None):
+        def body():
+            if error:
+                raise error
+            together.wait()
+            done.append(name)
+        return body
+
+    with pytest.raises(ValueError, match="energy"):
+        write_concurrently([write("revisions"), write("energy", ValueError("energy")),
+                            write("weather"), write("quarantine")])
+    assert sorted(done) == ["quarantine", "revisions", "weather"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import reduce
@@ -651,6 +652,25 @@ def _materialised(store: TableStore, frames: dict[Table, DataFrame]) -> dict[Tab
             for table in frames}
 
 
+def write_concurrently(writes: Sequence[Callable[[], object]]) -> None:
+    """Run the batch's writes (each to its own silver table) side by side, one thread each.
+
+    Each is a few small Spark jobs with driver work (planning, Delta log, commit) between them;
+    side by side, one write's jobs use the cores while another's driver work runs. Every write
+    runs to its end; then the first failure (in the order given) is raised. A failed batch is
+    retried whole: each write is idempotent (MERGE, or `append_once` by batch id).
+    """
+    if len(writes) <= 1:
+        for write in writes:
+            write()
+        return
+    with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix="silver-write") as pool:
+        futures = [pool.submit(write) for write in writes]
+        wait(futures)
+    for future in futures:
+        future.result()
+
+
 # The quarantine commit's `userMetadata` key: rows quarantined per bronze table in that batch.
 _QUARANTINED = "quarantined"
 
@@ -685,18 +705,21 @@ class _SilverBatch:
         ok = {t: counts.get((t.qualified_name, True), 0) for t in checked}
         failed = {t: counts.get((t.qualified_name, False), 0) for t in checked}
 
+        writes: list[Callable[[], object]] = []
         if ok[BRONZE_POWER] or ok[BRONZE_CARBON]:
             good = [
                 with_publication_time(conform(checked[t].filter(passed()), ENERGY), side, self.publication_delay)
                 if ok[t] else None
                 for t, side in ((BRONZE_POWER, "power"), (BRONZE_CARBON, "carbon"))
             ]
-            merge_energy_revisions(spark, self.store, energy_revisions(*good))
-            merge_revisions(spark, self.store, SILVER_ENERGY, energy_updates(*good),
-                            groups=(POWER_GROUP, CARBON_GROUP), on_match=SEEN)
+            writes.append(lambda: merge_energy_revisions(spark, self.store, energy_revisions(*good)))
+            writes.append(lambda: merge_revisions(
+                spark, self.store, SILVER_ENERGY, energy_updates(*good),
+                groups=(POWER_GROUP, CARBON_GROUP), on_match=SEEN))
         if ok[BRONZE_WEATHER]:
             updates = weather_updates(conform(checked[BRONZE_WEATHER].filter(passed()), WEATHER))
-            merge_revisions(spark, self.store, SILVER_WEATHER, updates, groups=(WEATHER_GROUP,))
+            writes.append(lambda: merge_revisions(spark, self.store, SILVER_WEATHER, updates,
+                                                  groups=(WEATHER_GROUP,)))
         records = [
             quarantine_records(checked[t].filter(~passed()), SILVER_WEATHER if t is BRONZE_WEATHER else SILVER_ENERGY,
                                self.run_id)
@@ -704,9 +727,13 @@ class _SilverBatch:
         ]
         if records:
             quarantined = {t.qualified_name: count for t, count in failed.items() if count}
-            append_once(self.store, SILVER_QUARANTINE, reduce(DataFrame.unionByName, records),
-                        writer=batch.writer(SILVER_QUARANTINE), version=batch.id,
-                        options={"userMetadata": json.dumps({_QUARANTINED: quarantined})})
+            writes.append(lambda: append_once(
+                self.store, SILVER_QUARANTINE, reduce(DataFrame.unionByName, records),
+                writer=batch.writer(SILVER_QUARANTINE), version=batch.id,
+                options={"userMetadata": json.dumps({_QUARANTINED: quarantined})}))
+        # MERGE's own setting, held for all the writes at once: they run side by side.
+        with session_conf(spark, MERGE_MATERIALIZE_SOURCE, "none", optional=True):
+            write_concurrently(writes)
         self.progress(
             f"  batch {batch.id}: " + ", ".join(f"{t.name} {ok[t]} ok / {failed[t]} quarantined" for t in checked)
             + f", {time.monotonic() - started:.1f} s"
