@@ -273,3 +273,63 @@ def test_missing_token_is_a_clear_error(spark, live, monkeypatch, capsys):
     monkeypatch.delenv("VISUALCROSSING_TOKEN")
     assert ingest_step.main(overrides) == 1
     assert "No Visual Crossing token: set the environment variable VISUALCROSSING_TOKEN" in capsys.readouterr().err
+
+
+def _power_row(hour: int) -> tuple:
+    from gridcast.ingest import Request, bronze_row
+    from gridcast.sources.http import ApiResponse
+    from gridcast.tables import BRONZE_POWER
+
+    response = ApiResponse("power-breakdown/history", {"zone": "GR"}, 200, f'{{"hour": {hour}}}', 1)
+    return bronze_row("GR", Request(BRONZE_POWER), response, source="replay",
+                      ingested_at=START + timedelta(hours=hour), run_id="run", failure=None)
+
+
+def test_a_background_flush_writes_in_order_and_is_counted_in_the_callers_thread(spark, tmp_path):
+    import threading
+
+    from gridcast.ingest import BackgroundFlusher, BronzeBuffer, IngestSummary
+    from gridcast.storage import LocalTableStore
+    from gridcast.tables import BRONZE_POWER
+
+    summary, commits = IngestSummary(), []
+    flusher = BackgroundFlusher(spark, LocalTableStore(tmp_path), summary,
+                                lambda table, v: commits.append((v, threading.current_thread())))
+    buffer = BronzeBuffer()
+    context = spark.sparkContext
+    context.setJobGroup("background-flush", "background-flush")
+    try:
+        for batch in range(2):
+            buffer.add(BRONZE_POWER, _power_row(batch))
+            flusher.flush(buffer)
+            assert len(buffer) == 0  # handed to the writer: the caller fills the buffer again
+        flusher.close()
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+    # The writer's Spark jobs count in the caller's job group (a step's `spark_jobs`).
+    assert context.statusTracker().getJobIdsForGroup("background-flush")
+
+    assert [v for v, _ in commits] == [0, 1]
+    assert {thread for _, thread in commits} == {threading.current_thread()}
+    assert summary.commits == 2 and summary.versions == {BRONZE_POWER.qualified_name: 1}
+    stored = bronze(tmp_path, "power_data").sort_values("ingested_at")
+    assert stored["response_body"].tolist() == ['{"hour": 0}', '{"hour": 1}']
+
+
+def test_a_failed_background_write_is_raised_by_the_next_flush(spark, tmp_path):
+    from gridcast.ingest import BackgroundFlusher, BronzeBuffer, IngestSummary
+    from gridcast.storage import LocalTableStore
+    from gridcast.tables import BRONZE_POWER
+
+    class FullDisk(LocalTableStore):
+        def append(self, *args, **kwargs):
+            raise OSError("No space left on device")
+
+    flusher = BackgroundFlusher(spark, FullDisk(tmp_path), IngestSummary())
+    buffer = BronzeBuffer()
+    buffer.add(BRONZE_POWER, _power_row(0))
+    flusher.flush(buffer)
+    buffer.add(BRONZE_POWER, _power_row(1))
+    with pytest.raises(OSError, match="No space left"):
+        flusher.flush(buffer)
+    flusher.close()

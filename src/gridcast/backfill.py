@@ -45,6 +45,7 @@ from gridcast.config import BackfillConfig, Location, ZoneConfig
 from gridcast.errors import GridcastError
 from gridcast.hours import HOUR
 from gridcast.ingest import (
+    BackgroundFlusher,
     BronzeBuffer,
     Request,
     StoredAnswers,
@@ -817,8 +818,12 @@ def run_backfill(
     source.set_clock(plan.clock)
     source_kind = source.kind
 
+    # Each flush is appended while the next chunks are fetched (the first one pays Delta's
+    # cold start).
+    flusher = BackgroundFlusher(spark, store, summary, on_commit)
+
     def flush() -> None:
-        buffer.flush_into(spark, store, summary, on_commit)
+        flusher.flush(buffer)
 
     def keep(chunk: Chunk, response: ApiResponse, failure: str | None) -> None:
         known = stored.get(chunk.identity, StoredAnswers())
@@ -886,7 +891,10 @@ def run_backfill(
                 flush()
     finally:
         # Whatever arrived is kept, even when an AuthError stops the run.
-        flush()
-        bar.close()
-        summary.seconds = time.monotonic() - started
+        try:
+            flush()
+        finally:
+            flusher.close()
+            bar.close()
+            summary.seconds = time.monotonic() - started
     return summary

@@ -15,12 +15,13 @@ payload hash and error (docs/decisions/0005-idempotent-bronze.md).
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Hashable, Protocol
 
 from pyspark.sql import Column, Row, SparkSession
+from pyspark.util import inheritable_thread_target
 from pyspark.sql import functions as F
 
 from gridcast.errors import GridcastError
@@ -103,18 +104,73 @@ class BronzeBuffer:
             rows.clear()
         return written
 
+    def take(self) -> "BronzeBuffer":
+        """A buffer holding this one's rows; this one is left empty."""
+        taken = BronzeBuffer()
+        taken.rows, self.rows = self.rows, {t: [] for t in BRONZE_TABLES}
+        return taken
+
     def flush_into(self, spark: SparkSession, store: TableStore, summary: "WriteCounts",
                    on_commit: Callable[[Table, int], None] | None = None) -> None:
         """`flush`, counting the seconds, commits and versions in `summary` and reporting each
         commit to `on_commit` (lineage)."""
         started = time.monotonic()
         written = self.flush(spark, store)
-        summary.write_seconds += time.monotonic() - started
-        for table, version in written.items():
-            summary.commits += 1
-            summary.versions[table.qualified_name] = version
-            if on_commit:
-                on_commit(table, version)
+        _count_writes(summary, written, time.monotonic() - started, on_commit)
+
+
+def _count_writes(summary: "WriteCounts", written: dict[Table, int], seconds: float,
+                  on_commit: Callable[[Table, int], None] | None) -> None:
+    summary.write_seconds += seconds
+    for table, version in written.items():
+        summary.commits += 1
+        summary.versions[table.qualified_name] = version
+        if on_commit:
+            on_commit(table, version)
+
+
+class BackgroundFlusher:
+    """Appends a buffer's rows in a writer thread while the caller goes on fetching.
+
+    One write at a time, in the order flushed: `flush` first waits for the previous write.
+    `summary` and `on_commit` (MLflow lineage, which is per thread) are updated in the caller's
+    thread when a write is collected; a write's error is raised there too, by the next
+    `flush` or by `close`. The writer thread inherits the caller's Spark job group, so the
+    step's job count includes its jobs.
+    """
+
+    def __init__(self, spark: SparkSession, store: TableStore, summary: "WriteCounts",
+                 on_commit: Callable[[Table, int], None] | None = None) -> None:
+        self._spark, self._store, self._summary, self._on_commit = spark, store, summary, on_commit
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-write")
+        self._pending: Future | None = None
+
+    def _write(self, rows: BronzeBuffer) -> tuple[dict[Table, int], float]:
+        started = time.monotonic()
+        written = rows.flush(self._spark, self._store)
+        return written, time.monotonic() - started
+
+    def flush(self, buffer: BronzeBuffer) -> None:
+        """Start appending `buffer`'s rows (it is left empty), after the previous write ends."""
+        self.collect()
+        if len(buffer):
+            self._pending = self._pool.submit(inheritable_thread_target(self._spark)(self._write),
+                                            buffer.take())
+
+    def collect(self) -> None:
+        """Wait for the write in flight, if any, and count it."""
+        if self._pending is None:
+            return
+        pending, self._pending = self._pending, None
+        written, seconds = pending.result()
+        _count_writes(self._summary, written, seconds, self._on_commit)
+
+    def close(self) -> None:
+        """Wait for the last write and stop the writer thread."""
+        try:
+            self.collect()
+        finally:
+            self._pool.shutdown()
 
 
 def plan_requests(zone: ZoneConfig) -> list[Request]:
