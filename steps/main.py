@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import mlflow
+from pyspark.util import inheritable_thread_target
 
 from gridcast.config import GridcastConfig
 from gridcast.lineage import code_version, configure_mlflow
 from gridcast.orchestration import (
+    MAIN_TABLES,
     StepTiming,
     attach_child_runs,
+    count_zone_rows,
     retrain_reason,
     scoring_config,
     summary_lines,
@@ -32,6 +36,7 @@ from gridcast.orchestration import (
 from gridcast.runner import run_step
 from gridcast.spark import get_spark
 from gridcast.storage import table_store
+from gridcast.tables import GOLD_MONITORING
 from steps import backfill, batch_score, features, ingest, medallion, monitor, register, train
 
 Step = Callable[[GridcastConfig], "int | None"]
@@ -73,7 +78,12 @@ def run(cfg: GridcastConfig) -> int:
         else:
             print("main: the champion is current; not retraining", flush=True)
         _step("batch_score", batch_score.run, scoring, timings)
-        code = _step("monitor", monitor.run, cfg, timings)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="summary-counts") as pool:
+            # The summary's row counts of the tables monitor does not write, taken while it runs.
+            behind = pool.submit(inheritable_thread_target(spark)(count_zone_rows), spark, store,
+                                 cfg.zone.id, [t for t in MAIN_TABLES if t is not GOLD_MONITORING])
+            code = _step("monitor", monitor.run, cfg, timings)
+            counted: dict[str, int] | None = behind.result()
         status = mlflow.get_run(_last_child(parent.info.run_id)).data.tags.get("monitor.status")
         degraded = retrain_reason(cfg, latest, degraded=status == "degraded")
         if status == "degraded" and degraded and not reason:
@@ -81,13 +91,17 @@ def run(cfg: GridcastConfig) -> int:
             _step("train", train.run, cfg, timings)
             _step("register", register.run, cfg, timings)
             _step("batch_score", batch_score.run, scoring, timings)
+            counted = None  # the predictions changed: count everything again
+        else:
+            counted.update(count_zone_rows(spark, store, cfg.zone.id, [GOLD_MONITORING]))
         seconds = time.monotonic() - started
         attach_child_runs(parent.info.run_id, timings)
         mlflow.log_metrics({"seconds": seconds,
                             **{f"seconds.{t.name}": t.seconds for t in timings},
                             **{f"spark_jobs.{t.name}": t.spark_jobs for t in timings
                                if t.spark_jobs is not None}})
-        print("\n".join(summary_lines(spark, store, cfg, timings, seconds, status)), flush=True)
+        print("\n".join(summary_lines(spark, store, cfg, timings, seconds, status, counted)),
+              flush=True)
     return code or 0
 
 

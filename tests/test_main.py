@@ -99,8 +99,14 @@ def test_a_second_run_adds_nothing_and_trains_nothing(first_run, capsys):
     capsys.readouterr()
 
     assert main_step.main(_overrides(first_run, START + DAY)) == 0
-    assert "not retraining" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "not retraining" in out
     assert _versions(lake) == before
+    # The summary's row counts (taken beside monitor, monitoring's after it) are the tables'.
+    line = next(l for l in out.splitlines() if l.startswith("tables (rows of zone GR): "))
+    counted = dict(item.rsplit(" ", 1) for item in line.split(": ", 1)[1].split(", "))
+    for name in MAIN_FLOW:
+        assert counted[name.replace("/", ".")] == f"{len(_table(lake, name)):,}", name
     assert len(MlflowClient().search_model_versions(f"name = '{NAME}'")) == models_before
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import reduce
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import mlflow
 import pandas as pd
@@ -126,25 +126,38 @@ def sparkline(values: pd.Series) -> str:
     return "".join(_BARS[1 + int((v - low) / span * (len(_BARS) - 2))] for v in values)
 
 
+def count_zone_rows(spark: SparkSession, store: TableStore, zone: str,
+                    tables: Sequence[Table]) -> dict[str, int]:
+    """Rows of `zone` per table (by qualified name) in one Spark job, not one per table; a table
+    that does not exist is left out."""
+    existing = [table for table in tables if store.exists(spark, table)]
+    if not existing:
+        return {}
+    per_table = reduce(DataFrame.unionByName, [
+        store.read(spark, table).where(F.col("zone") == zone)
+        .select(F.lit(table.qualified_name).alias("t"))
+        for table in existing])
+    counted = {row["t"]: row["count"] for row in per_table.groupBy("t").count().collect()}
+    return {table.qualified_name: counted.get(table.qualified_name, 0) for table in existing}
+
+
 def summary_lines(spark: SparkSession, store: TableStore, cfg: GridcastConfig,
-                  timings: list[StepTiming], seconds: float, status: str | None) -> list[str]:
-    """The closing summary of a `main` run, as lines of text."""
+                  timings: list[StepTiming], seconds: float, status: str | None,
+                  counted: Mapping[str, int] | None = None) -> list[str]:
+    """The closing summary of a `main` run, as lines of text.
+
+    `counted`: rows of the zone per table (`count_zone_rows`) when the caller has them already;
+    None counts every table of the main flow here.
+    """
     zone, name = cfg.zone.id, model_name(cfg.zone.id, cfg.horizon)
     lines = [f"== gridcast {zone} {cfg.horizon}h: done in {seconds:.1f} s"]
     lines.append("steps: " + ", ".join(
         f"{t.name} {t.seconds:.1f} s" + (f" ({t.spark_jobs} Spark jobs)"
                                          if t.spark_jobs is not None else "")
         for t in timings))
-    existing = [table for table in MAIN_TABLES if store.exists(spark, table)]
-    counted = {}
-    if existing:
-        # One Spark job for every table's count, not one per table.
-        per_table = reduce(DataFrame.unionByName, [
-            store.read(spark, table).where(F.col("zone") == zone)
-            .select(F.lit(table.qualified_name).alias("t"))
-            for table in existing])
-        counted = {row["t"]: row["count"] for row in per_table.groupBy("t").count().collect()}
-    counts = [f"{table} {counted.get(table.qualified_name, 0):,}" if table in existing
+    if counted is None:
+        counted = count_zone_rows(spark, store, zone, MAIN_TABLES)
+    counts = [f"{table} {counted[table.qualified_name]:,}" if table.qualified_name in counted
               else f"{table} (none)" for table in MAIN_TABLES]
     lines.append("tables (rows of zone " + zone + "): " + ", ".join(counts))
     champion = champion_run(name)
