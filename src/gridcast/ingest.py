@@ -21,8 +21,8 @@ from datetime import datetime
 from typing import Callable, Hashable, Protocol
 
 from pyspark.sql import Column, Row, SparkSession
-from pyspark.util import inheritable_thread_target
 from pyspark.sql import functions as F
+from pyspark.util import inheritable_thread_target
 
 from gridcast.errors import GridcastError
 from gridcast.config import ZoneConfig

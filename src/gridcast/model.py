@@ -779,9 +779,9 @@ def permuted_mae_increase(estimator, X: pd.DataFrame, y: np.ndarray, repeats: in
     The permutations are scikit-learn's (`sklearn.inspection.permutation_importance` with
     `random_state=seed`): one seed drawn from `seed`, the same row shuffles for every input;
     each repeat shuffles the index again and reorders the already permuted column by it.
-    Each repeat predicts every input's
-    permuted copy of `X` at once: the forecaster's cost per call (one predictor per horizon
-    block, pandas indexing) is paid `repeats` times, not `repeats` x inputs times.
+    Each repeat predicts every input's permuted copy of `X` at once: the forecaster's cost per
+    call (one predictor per horizon block, pandas indexing) is paid `repeats` times, not
+    `repeats` x inputs times.
     """
     n, columns = len(X), list(X.columns)
     values = X.to_numpy(dtype="float64")
@@ -948,6 +948,6 @@ __all__ = [
     "Split",
     "SplitSettings", "TrainResult", "TrainSettings", "calibrate_intervals", "chronological_split",
     "conformal_bounds", "evaluate_forecasts", "feature_columns", "fit_split", "interval_coverage",
-    "log_training", "permutation_importances", "permuted_mae_increase", "predict_with_intervals", "pyfunc_model",
-    "to_model_input", "train_forecaster", "walk_forward_splits",
+    "log_training", "permutation_importances", "permuted_mae_increase", "predict_with_intervals",
+    "pyfunc_model", "to_model_input", "train_forecaster", "walk_forward_splits",
 ]
