@@ -295,7 +295,7 @@ def write_silver(
 
 
 # Energy rows are revised when fetched later (their last_ingested_at grows), as silver's MERGE does.
-_GENERATED = ("is_estimated", "updated_at")  # Delta computes them on every write
+_GENERATED = SILVER_ENERGY.generated_columns  # Delta computes them on every write
 _BY_FETCH = RevisionGroup(
     "energy", order=("last_ingested_at",), prefixes=("import_", "export_"),
     columns=tuple(f.name for f in ENERGY_SCHEMA.fields

@@ -26,8 +26,9 @@ from pyspark.sql.types import IntegerType, StringType, StructField, StructType, 
 from gridcast.medallion.silver import STREAM_NAME, SilverSummary, refresh_silver
 from gridcast.medallion.upsert import MergeMetrics, RevisionGroup, append_once, merge_revisions
 from gridcast.storage import STAGING_LAYER, LocalTableStore
-from gridcast.tables import (BRONZE_CARBON, BRONZE_POWER, BRONZE_WEATHER, SILVER_ENERGY,
-                             SILVER_ENERGY_REVISIONS, SILVER_QUARANTINE, SILVER_WEATHER, Table)
+from gridcast.tables import (BRONZE_CARBON, BRONZE_POWER, BRONZE_WEATHER, GENERATION_EXPRESSION,
+                             SILVER_ENERGY, SILVER_ENERGY_REVISIONS, SILVER_QUARANTINE,
+                             SILVER_WEATHER, Table)
 from steps import medallion
 
 H = [utc("2025-03-11T00:00") + timedelta(hours=i) for i in range(6)]  # energy hours
@@ -435,7 +436,7 @@ def test_a_first_batch_without_the_columns_a_generated_column_reads_appends_them
         StructField("k", StringType(), False), StructField("seen", TimestampType()),
         StructField("a", IntegerType()), StructField("b", IntegerType()),
         StructField("total", IntegerType(), True,
-                    {"delta.generationExpression": "coalesce(a, 0) + coalesce(b, 0)"})]))
+                    {GENERATION_EXPRESSION: "coalesce(a, 0) + coalesce(b, 0)"})]))
     store.ensure(spark, table)
     rows = spark.createDataFrame([("x", H[0], 1)], "k string, seen timestamp, a int")
 

@@ -20,6 +20,10 @@ from pyspark.sql.types import (
 )
 
 
+# A field's metadata key holding a Delta generated column's SQL expression.
+GENERATION_EXPRESSION = "delta.generationExpression"
+
+
 # eq=False: tables are singletons, hashed by identity (their schema and properties are not hashable).
 @dataclass(frozen=True, eq=False)
 class Table:
@@ -33,6 +37,11 @@ class Table:
     @property
     def qualified_name(self) -> str:
         return f"{self.layer}.{self.name}"
+
+    @property
+    def generated_columns(self) -> tuple[str, ...]:
+        """The declared columns Delta computes on every write (`_generated`), in schema order."""
+        return tuple(f.name for f in (self.schema or ()) if GENERATION_EXPRESSION in f.metadata)
 
     def __str__(self) -> str:
         return self.qualified_name
@@ -90,7 +99,7 @@ _POWER_SOURCES = ("nuclear", "geothermal", "biomass", "coal", "wind", "solar", "
 
 def _generated(name: str, data_type, expression: str) -> StructField:  # noqa: ANN001
     """A Delta generated column: Delta computes it on every write, MERGE included."""
-    return StructField(name, data_type, True, {"delta.generationExpression": expression})
+    return StructField(name, data_type, True, {GENERATION_EXPRESSION: expression})
 
 
 # The silver tables gold builds from keep a change data feed: gold's incremental update reads

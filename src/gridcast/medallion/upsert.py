@@ -207,9 +207,10 @@ def append_into_empty(spark: SparkSession, store: TableStore, table: Table, rows
     Returns:
         Rows written.
     """
-    generated = {f.name for f in (table.schema or ()) if "delta.generationExpression" in f.metadata}
-    missing = [f for f in store.read(spark, table).schema
-               if f.name not in rows.columns and f.name not in generated]
+    # The declared schema is the table's: it was created empty from it (`known_empty`).
+    schema = table.schema or store.read(spark, table).schema
+    missing = [f for f in schema
+               if f.name not in rows.columns and f.name not in table.generated_columns]
     if missing:
         # A MERGE inserts NULL into a column the batch lacks; an append must carry it, or Delta
         # cannot compute a generated column that reads it (a carbon-only first batch into
