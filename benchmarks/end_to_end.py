@@ -4,8 +4,9 @@ nested MLflow runs), plus peak RSS.
 
     .venv/bin/python benchmarks/end_to_end.py [--keep DIR] [OVERRIDE ...]
 
-OVERRIDEs are Hydra overrides given to every run, e.g.
-`"spark.driver_java_options='-XX:TieredStopAtLevel=1'"` to compare JIT settings.
+OVERRIDEs are Hydra overrides given to every run, e.g. `"spark.driver_java_options='-XX:+UseG1GC'"`
+to compare JVM settings (a C1-only JIT, `-XX:TieredStopAtLevel=1`, also needs
+`-XX:ReservedCodeCacheSize=256m`).
 
 Goals (issue "batch scoring, monitoring and main"): first run <= 120 s, second <= 30 s, one day
 later <= 60 s on the 2-core machine, installation excluded. Each run is timed inside one process
