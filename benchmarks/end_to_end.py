@@ -88,19 +88,18 @@ def main() -> int:
         detail = ", ".join(f"{s} {parent[f'metrics.seconds.{s}']:.1f}/{jobs(s)}" for s in steps)
         verdict = "ok" if seconds <= GOALS[label] else "OVER"
         print(f"{label:<14} {seconds:7.1f}  {GOALS[label]:4.0f} {verdict:<4} {detail}")
-    if args.fresh_process:
-        fresh_process(root / "fresh", args.overrides)
+    fresh_failed = args.fresh_process and not fresh_process(root / "fresh", args.overrides)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS (driver Python process): {peak_mib:.0f} MiB")
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
-    return 0
+    return 1 if fresh_failed else 0
 
 
-def fresh_process(root: Path, overrides: list[str]) -> None:
+def fresh_process(root: Path, overrides: list[str]) -> bool:
     """'One day later' as a daily scheduler runs it: `python -m steps.main` in a new process on
     the lake the second run left, so it pays Spark's start-up and a cold JVM. Printed, not
-    judged: the goals time the runs in one process."""
+    judged: the goals time the runs in one process. False when it failed."""
     command = [sys.executable, "-m", "steps.main", f"storage.root={root / 'lake'}",
                f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}", *overrides, ONE_DAY_LATER]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
@@ -110,12 +109,13 @@ def fresh_process(root: Path, overrides: list[str]) -> None:
     if done.returncode:
         print(f"one day later, new process: main exited {done.returncode}\n{done.stderr[-2000:]}",
               file=sys.stderr)
-        return
+        return False
     inside = re.search(r"done in ([0-9.]+) s", done.stdout)
     print(f"one day later, new process (not a goal): {seconds:.1f} s wall, Spark start-up and "
           f"imports included; main's own clock {inside.group(1) if inside else '?'} s")
     steps = next((line for line in done.stdout.splitlines() if line.startswith("steps: ")), "")
     print(f"  {steps}")
+    return True
 
 
 if __name__ == "__main__":

@@ -332,4 +332,7 @@ def test_a_failed_background_write_is_raised_by_the_next_flush(spark, tmp_path):
     buffer.add(BRONZE_POWER, _power_row(1))
     with pytest.raises(OSError, match="No space left"):
         flusher.flush(buffer)
+    # Nothing is lost: the failed write's row is back in the buffer, ahead of the newer one.
+    body = BRONZE_POWER.schema.names.index("response_body")
+    assert [row[body] for row in buffer.rows[BRONZE_POWER]] == ['{"hour": 0}', '{"hour": 1}']
     flusher.close()

@@ -135,15 +135,16 @@ class BackgroundFlusher:
     One write at a time, in the order flushed: `flush` first waits for the previous write.
     `summary` and `on_commit` (MLflow lineage, which is per thread) are updated in the caller's
     thread when a write is collected; a write's error is raised there too, by the next
-    `flush` or by `close`. The writer thread inherits the caller's Spark job group, so the
-    step's job count includes its jobs.
+    `flush` (which first puts the rows that write did not append back into the caller's
+    buffer, so a later flush tries them again) or by `close`. The writer thread inherits the
+    caller's Spark job group, so the step's job count includes its jobs.
     """
 
     def __init__(self, spark: SparkSession, store: TableStore, summary: "WriteCounts",
                  on_commit: Callable[[Table, int], None] | None = None) -> None:
         self._spark, self._store, self._summary, self._on_commit = spark, store, summary, on_commit
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-write")
-        self._pending: Future | None = None
+        self._pending: tuple[Future, BronzeBuffer] | None = None
 
     def _write(self, rows: BronzeBuffer) -> tuple[dict[Table, int], float]:
         started = time.monotonic()
@@ -152,17 +153,25 @@ class BackgroundFlusher:
 
     def flush(self, buffer: BronzeBuffer) -> None:
         """Start appending `buffer`'s rows (it is left empty), after the previous write ends."""
-        self.collect()
+        self.collect(buffer)
         if len(buffer):
-            self._pending = self._pool.submit(inheritable_thread_target(self._spark)(self._write),
-                                            buffer.take())
+            rows = buffer.take()
+            write = inheritable_thread_target(self._spark)(self._write)
+            self._pending = (self._pool.submit(write, rows), rows)
 
-    def collect(self) -> None:
-        """Wait for the write in flight, if any, and count it."""
+    def collect(self, buffer: BronzeBuffer | None = None) -> None:
+        """Wait for the write in flight, if any, and count it. If it failed, the rows it did not
+        append go back to the front of `buffer` (when given) before its error is raised."""
         if self._pending is None:
             return
-        pending, self._pending = self._pending, None
-        written, seconds = pending.result()
+        (pending, rows), self._pending = self._pending, None
+        try:
+            written, seconds = pending.result()
+        except BaseException:
+            if buffer is not None:
+                for table, unwritten in rows.rows.items():
+                    buffer.rows[table][:0] = unwritten
+            raise
         _count_writes(self._summary, written, seconds, self._on_commit)
 
     def close(self) -> None:
