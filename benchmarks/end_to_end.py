@@ -6,7 +6,8 @@ nested MLflow runs), plus peak RSS.
 
 OVERRIDEs are Hydra overrides given to every run, e.g. `"spark.driver_java_options='-XX:+UseG1GC'"`
 to compare JVM settings (a C1-only JIT, `-XX:TieredStopAtLevel=1`, also needs
-`-XX:ReservedCodeCacheSize=256m`).
+`-XX:ReservedCodeCacheSize=256m`). A JVM profile of the runs: add Java Flight Recorder's
+`-XX:StartFlightRecording=filename=/tmp/rec.jfr,settings=profile` (docs/decisions/0031).
 
 Goals (issue "batch scoring, monitoring and main"): first run <= 120 s, second <= 30 s, one day
 later <= 60 s on the 2-core machine, installation excluded. Each run is timed inside one process
