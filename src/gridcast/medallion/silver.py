@@ -338,9 +338,17 @@ _BOM = "^\ufeff"
 _HAS_ZONE = r"(Z|[+-]\d\d:?\d\d)$"  # an ISO time that already says its offset
 
 
+def _header_positions(names: Sequence[str]) -> Column:
+    """Per payload, before its lines are exploded: each name's 1-based position in `_header`
+    (0 when absent). Searching the header for every line and column made the per-line
+    projection too large for the JIT to compile: it ran interpreted (decision 0031)."""
+    return F.struct(*[F.array_position("_header", name).cast("int").alias(name) for name in names])
+
+
 def _csv_value(name: str) -> str:
-    """SQL: the field of the current line under header `name` (null when the header lacks it)."""
-    position = f"CAST(array_position(_header, {sql_text(name)}) AS INT)"
+    """SQL: the field of the current line under header `name` (null when the header lacks it);
+    needs `_header_positions` as `_pos`."""
+    position = f"_pos.{sql_name(name)}"
     return f"CASE WHEN {position} > 0 THEN try_element_at(_line.values, {position}) END"
 
 
@@ -389,6 +397,7 @@ def parse_weather_csv(bronze: DataFrame) -> DataFrame:
         .withColumn("_lines", F.split(F.coalesce(body, F.lit("")), r"\r?\n"))
         .withColumn("_header", F.expr(
             f"transform(split(regexp_replace(_lines[0], {sql_text(_BOM)}, ''), ','), h -> trim(replace(h, '\"', '')))"))
+        .withColumn("_pos", _header_positions(["datetime", *WEATHER_VARIABLES]))
         .withColumn(FAILURES, F.array_compact(F.array(*payload_failures)))
         .withColumn("_line", F.explode(_one_row_per_failed_payload(F.expr(_CSV_LINES), _LINE_TYPE)))
         .withColumn(FAILURES, F.when(line.isNull(), F.col(FAILURES))
