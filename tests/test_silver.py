@@ -6,6 +6,9 @@ once and the tests assert on the collected rows.
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import reduce
 from zoneinfo import ZoneInfo
@@ -36,7 +39,14 @@ from gridcast.medallion.silver import (
     parse_power_history,
     weather_updates,
 )
-from gridcast.tables import BRONZE_CARBON, BRONZE_POWER, BRONZE_WEATHER, SILVER_ENERGY, SILVER_WEATHER
+from gridcast.tables import (
+    BRONZE_CARBON,
+    BRONZE_POWER,
+    BRONZE_WEATHER,
+    SILVER_ENERGY,
+    SILVER_WEATHER,
+    WEATHER_VARIABLES,
+)
 
 FETCHED = utc("2025-03-11T10:13")
 
@@ -123,6 +133,19 @@ def _dst_day(day: str) -> tuple[datetime, datetime]:
     return start, start + timedelta(hours=30)
 
 
+MISSING = ("windgust", "solarradiation")  # weather variables a payload's header may lack
+
+
+def _without_columns(text: str, names: Sequence[str]) -> str:
+    """The CSV `text` without the columns headed `names`, quoted as Visual Crossing quotes."""
+    table = list(csv.reader(io.StringIO(text)))
+    keep = [i for i, name in enumerate(table[0]) if name not in names]
+    assert len(keep) == len(table[0]) - len(names), "a column to drop is not in the sample"
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([[row[i] for i in keep] for row in table])
+    return out.getvalue()
+
+
 @pytest.fixture(scope="module")
 def weather(spark):
     """Silver weather rows by location: the CSV sample (Athens), its variant with a `source`
@@ -131,6 +154,8 @@ def weather(spark):
     rows = [
         bronze_row(BRONZE_WEATHER, sample("vc_timeline_athens_hours.csv"), FETCHED, location="Athens"),
         bronze_row(BRONZE_WEATHER, sample("vc_timeline_athens_hours_with_source.csv"), FETCHED, location="Patras"),
+        bronze_row(BRONZE_WEATHER, _without_columns(sample("vc_timeline_athens_hours.csv"), MISSING),
+                   FETCHED, location="Corinth"),
     ]
     for day in DST_DAYS:
         start, issued = _dst_day(day)
@@ -189,6 +214,16 @@ def test_weather_columns_are_found_by_header_name(weather):
     _, rows = weather
     assert [r["temp"] for r in rows["Patras"]] == [r["temp"] for r in rows["Athens"]]
     assert [r["stations"] for r in rows["Patras"]] == [r["stations"] for r in rows["Athens"]]
+
+
+def test_weather_variables_absent_from_the_header_are_null_and_the_rest_are_read(weather):
+    _, rows = weather
+    corinth, athens = rows["Corinth"], rows["Athens"]
+    assert len(corinth) == len(athens) == 12
+    assert all(r[name] is None for r in corinth for name in MISSING)
+    assert any(r[name] is not None for r in athens for name in MISSING)  # the sample has them
+    present = [name for name in WEATHER_VARIABLES if name not in MISSING]
+    assert [[r[n] for n in present] for r in corinth] == [[r[n] for n in present] for r in athens]
 
 
 @pytest.mark.tz
