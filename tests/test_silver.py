@@ -37,6 +37,7 @@ from gridcast.medallion.silver import (
     energy_updates,
     flatten_power_breakdown,
     parse_power_history,
+    spread,
     weather_updates,
 )
 from gridcast.tables import (
@@ -224,6 +225,17 @@ def test_weather_variables_absent_from_the_header_are_null_and_the_rest_are_read
     assert any(r[name] is not None for r in athens for name in MISSING)  # the sample has them
     present = [name for name in WEATHER_VARIABLES if name not in MISSING]
     assert [[r[n] for n in present] for r in corinth] == [[r[n] for n in present] for r in athens]
+
+
+def test_payloads_of_one_file_are_spread_over_every_shuffle_partition(spark):
+    start = utc("2025-03-11T00:00")
+    rows = [bronze_row(BRONZE_WEATHER, weather_csv(start + timedelta(hours=i), 2, start), start)
+            for i in range(40)]
+    one_file = spark.createDataFrame(rows, BRONZE_WEATHER.schema).coalesce(1)
+    per_partition = sorted(row["count"] for row in spread(one_file).groupBy(F.spark_partition_id()).count().collect())
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    assert partitions > 1 and len(per_partition) == partitions
+    assert sum(per_partition) == len(rows) and per_partition[0] >= len(rows) // (2 * partitions)
 
 
 @pytest.mark.tz

@@ -664,6 +664,21 @@ def _materialised(store: TableStore, frames: dict[Table, DataFrame]) -> dict[Tab
             for table in frames}
 
 
+def spread(payloads: DataFrame) -> DataFrame:
+    """`payloads` hashed over the shuffle partitions, to be parsed evenly on every core.
+
+    A bronze scan gives one task per file (or pack of files, by compressed bytes), and the work
+    is per CSV line: in the first `main`, one task parsed 963 weather payloads while the other
+    parsed 336 and then idled (decision 0032).
+    """
+    try:
+        partitions = int(payloads.sparkSession.conf.get("spark.sql.shuffle.partitions") or "")
+    except ValueError:  # `auto` (Databricks): adaptive execution sizes the partitions
+        return payloads.repartition("payload_hash")
+    # A number, not adaptive coalescing: that packed a year's payloads (22 MB) into one task.
+    return payloads.repartition(partitions, "payload_hash")
+
+
 def write_concurrently(writes: Sequence[Callable[[], object]]) -> None:
     """Run the batch's writes (each to its own silver table) side by side, one thread each.
 
@@ -710,7 +725,7 @@ class _SilverBatch:
         checked = {
             BRONZE_POWER: evaluate(power, ENERGY),
             BRONZE_CARBON: checked_carbon(rows.filter(source == BRONZE_CARBON.qualified_name)),
-            BRONZE_WEATHER: checked_weather(rows.filter(source == BRONZE_WEATHER.qualified_name)),
+            BRONZE_WEATHER: checked_weather(spread(rows.filter(source == BRONZE_WEATHER.qualified_name))),
         }
         checked = _materialised(self.store, checked)
         counts = _verdicts({t.qualified_name: frame for t, frame in checked.items()})
