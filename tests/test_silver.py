@@ -35,6 +35,7 @@ from gridcast.medallion.silver import (
     checked_power,
     checked_weather,
     energy_updates,
+    fixed_partitions,
     flatten_power_breakdown,
     parse_power_history,
     spread,
@@ -236,6 +237,11 @@ def test_payloads_of_one_file_are_spread_over_every_shuffle_partition(spark):
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
     assert partitions > 1 and len(per_partition) == partitions
     assert sum(per_partition) == len(rows) and per_partition[0] >= len(rows) // (2 * partitions)
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("4", 4), ("auto", None), (None, None), ("0", None)])
+def test_spread_leaves_the_partition_count_to_spark_unless_the_session_fixes_one(setting, expected):
+    assert fixed_partitions(setting) == expected
 
 
 @pytest.mark.tz

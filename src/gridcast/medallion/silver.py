@@ -671,12 +671,21 @@ def spread(payloads: DataFrame) -> DataFrame:
     is per CSV line: in the first `main`, one task parsed 963 weather payloads while the other
     parsed 336 and then idled (decision 0032).
     """
-    try:
-        partitions = int(payloads.sparkSession.conf.get("spark.sql.shuffle.partitions") or "")
-    except ValueError:  # `auto` (Databricks): adaptive execution sizes the partitions
+    partitions = fixed_partitions(payloads.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    if partitions is None:  # adaptive execution sizes the partitions
         return payloads.repartition("payload_hash")
     # A number, not adaptive coalescing: that packed a year's payloads (22 MB) into one task.
     return payloads.repartition(partitions, "payload_hash")
+
+
+def fixed_partitions(setting: str | None) -> int | None:
+    """`spark.sql.shuffle.partitions` as a number; None when it is not one (`auto` on
+    Databricks, or unset)."""
+    try:
+        partitions = int(setting or "")
+    except ValueError:
+        return None
+    return partitions if partitions > 0 else None
 
 
 def write_concurrently(writes: Sequence[Callable[[], object]]) -> None:
