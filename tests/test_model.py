@@ -110,6 +110,15 @@ def test_residual_target_adds_the_model_to_its_base(frame):
     np.testing.assert_allclose(rows["prediction"], rows["ci_same_hour_last_day"] + learned)
 
 
+def test_blocks_fitted_at_once_give_the_trees_fitted_one_after_another(frame):
+    after_another = train_forecaster(frame, settings("blocks", workers=1))
+    at_once = train_forecaster(frame, settings("blocks", workers=2))
+
+    assert len(at_once.forecaster.estimators_) == 2
+    pd.testing.assert_frame_equal(at_once.predict(frame), after_another.predict(frame),
+                                  check_exact=True)
+
+
 def test_blocks_are_clipped_to_the_horizon():
     from gridcast.model import horizon_blocks
 
@@ -225,6 +234,8 @@ def test_settings_from_mapping_nest_and_reject_unknown_fields():
         ModelSettings.from_mapping({"trees": 3})
     with pytest.raises(ConfigError, match="model.kind must be one of pooled, blocks"):
         ModelSettings(kind="forest")
+    with pytest.raises(ConfigError, match="model.workers must be >= 1"):
+        ModelSettings(workers=0)
     with pytest.raises(ConfigError, match="horizon must be between 1 and 72, got 100"):
         TrainSettings(horizon=100)
 
@@ -245,6 +256,10 @@ def test_log_training_records_metrics_artifacts_and_a_registered_pyfunc(tmp_path
     assert {"plots/mae_by_horizon.png", "plots/forecast_vs_actual_h01.png",
             "plots/forecast_vs_actual_h12.png", "plots/permutation_importance.png",
             "plots/error_by_hour_of_day.png"} <= artifacts
+    evaluation = {a.path for a in mlflow.artifacts.list_artifacts(
+        run_id=run.info.run_id, artifact_path="evaluation")}
+    assert {"evaluation/permutation_importance.csv", "evaluation/per_horizon.csv",
+            "evaluation/test_rows.parquet"} <= evaluation
     loaded = mlflow.pyfunc.load_model("models:/gridcast_GR_12h/1")
     rows = pooled.scored_test.head(30)
     from gridcast.model import to_model_input
@@ -378,3 +393,16 @@ def test_permutation_importance_equals_scikit_learns_with_the_same_seed(pooled):
     np.testing.assert_allclose(ours["mae_increase"], expected.importances_mean, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(ours["std"], expected.importances_std, rtol=1e-9, atol=1e-9)
     assert ours["mae_increase"].max() > 0  # some input matters: the check above compares numbers
+
+
+def test_permutation_repeats_scored_at_once_equal_one_after_another(pooled):
+    from gridcast.model import TARGET, permuted_mae_increase
+
+    rows = pooled.scored_test.head(200)
+    X, y = to_model_input(rows, pooled.feature_columns), rows[TARGET].to_numpy(dtype="float64")
+    after_another = permuted_mae_increase(pooled.forecaster, X, y, 3, seed=5, workers=1)
+    at_once = permuted_mae_increase(pooled.forecaster, X, y, 3, seed=5, workers=3)
+
+    assert after_another.shape == (len(pooled.feature_columns), 3)
+    np.testing.assert_array_equal(at_once, after_another)
+    assert not np.array_equal(after_another[:, 0], after_another[:, 1])  # repeats differ

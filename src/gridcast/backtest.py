@@ -26,7 +26,7 @@ import json
 import multiprocessing
 import multiprocessing.forkserver
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -158,7 +158,8 @@ def model_config(train: TrainSettings, frame: FrameSettings, settings: BacktestS
     Threads, workers and the flush cadence change no number, so they are left out; start is in
     (fold numbers count from it), end is not (a longer range reuses the folds already stored).
     """
-    model = {k: v for k, v in asdict(train.model).items() if k != "threads"}
+    model = {k: v for k, v in asdict(train.model).items()
+             if k not in ("threads", "workers")}
     shaping = {
         "horizon": train.horizon, "model": model, "frame": asdict(frame),
         "interval": [train.interval_lower, train.interval_upper],
@@ -297,6 +298,8 @@ def forecast_folds(labelled: pd.DataFrame, folds: list[Fold], train: TrainSettin
         for fold in folds:
             yield run_fold(labelled, fold, train, settings, config, run_id)
         return
+    # The processes hold the cores: each fits its blocks one after another.
+    train = replace(train, model=replace(train.model, workers=1))
     pool = ProcessPoolExecutor(workers, mp_context=_worker_context(),
                                initializer=_receive_frame, initargs=(labelled,))
     try:

@@ -17,6 +17,7 @@ mase_m24, bias):
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
@@ -82,6 +83,11 @@ class ModelSettings:
     # 2-core machine, OpenMP's spinning threads made the GR-year fit and its permutation
     # importance 14x slower under load (docs/decisions/0016).
     threads: int = 1
+    # Python threads for the work that splits: horizon blocks fitted at once, permutation
+    # importance repeats scored at once, each thread with `threads` OpenMP threads (1 = one after
+    # another; the numbers are the same either way). A thread waiting on the GIL yields its core,
+    # where OpenMP's spinning threads do not.
+    workers: int = 2
     # Training rows weigh 0.5 ** (age / half-life), age in days before the newest training
     # issue hour (0 = every row weighs the same).
     recency_half_life_days: float = 0.0
@@ -99,6 +105,10 @@ class ModelSettings:
         if self.recency_half_life_days < 0:
             raise ConfigError("model.recency_half_life_days must be >= 0 (0 = uniform weights), "
                               f"got {self.recency_half_life_days}")
+        if self.workers < 1:
+            raise ConfigError(
+                "model.workers must be >= 1 (1 = one after another), "
+                f"got {self.workers}")
         if self.threads < 0:
             raise ConfigError(f"model.threads must be >= 0 (0 = all cores), got {self.threads}")
         if self.kind not in MODEL_KINDS:
@@ -389,17 +399,30 @@ class Forecaster(BaseEstimator, RegressorMixin):
         trees_input = self._trees_input(X)
         horizons = X["horizon"].to_numpy()
         self.blocks_ = horizon_blocks(s, self.horizon)
-        self.estimators_ = []
         # Per block, the inputs known in some of its rows: at horizons beyond 48 the target-hour
         # lags of 24 and 48 h are never known, and HistGradientBoosting cannot bin an
         # all-missing column.
         self.block_columns_ = []
+        fits = []
         for lo, hi in self.blocks_:
             rows = (horizons >= lo) & (horizons <= hi)
             if not rows.any():
                 raise NotEnoughDataError(f"no training rows for horizons {lo}..{hi}")
             known = trees_input[rows].notna().any().to_numpy()
             self.block_columns_.append(list(trees_input.columns[known]))
+            weight = None if sample_weight is None else np.asarray(sample_weight)[rows]
+            fits.append((trees_input.loc[rows, self.block_columns_[-1]], residual[rows], weight))
+        self.estimators_ = self._fit_blocks(fits)
+        return self
+
+    def _fit_blocks(self, fits: list[tuple[pd.DataFrame, np.ndarray, np.ndarray | None]]
+                    ) -> list[HistGradientBoostingRegressor]:
+        """One regressor per block, up to `workers` at once, each thread with `threads` OpenMP
+        threads: the same trees as one after another, bit for bit."""
+        s = self.settings
+
+        def fit_one(X: pd.DataFrame, y: np.ndarray, weight: np.ndarray | None
+                    ) -> HistGradientBoostingRegressor:
             estimator = HistGradientBoostingRegressor(
                 max_iter=s.max_iter,
                 learning_rate=s.learning_rate,
@@ -409,11 +432,14 @@ class Forecaster(BaseEstimator, RegressorMixin):
                 early_stopping=False,
                 random_state=s.seed,
             )
-            weight = None if sample_weight is None else np.asarray(sample_weight)[rows]
-            self.estimators_.append(estimator.fit(
-                trees_input.loc[rows, self.block_columns_[-1]], residual[rows],
-                sample_weight=weight))
-        return self
+            with self._threads():
+                return estimator.fit(X, y, sample_weight=weight)
+
+        workers = min(getattr(s, "workers", 1), len(fits))
+        if workers <= 1:
+            return [fit_one(*args) for args in fits]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fit-block") as pool:
+            return list(pool.map(lambda args: fit_one(*args), fits))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         horizons = X["horizon"].to_numpy()
@@ -760,6 +786,7 @@ def permutation_importances(result: TrainResult) -> pd.DataFrame:
     increases = permuted_mae_increase(
         result.forecaster, to_model_input(sample, result.feature_columns),
         sample[TARGET].to_numpy(dtype="float64"), s.importance_repeats, s.model.seed,
+        workers=s.model.workers,
     )
     return (
         pd.DataFrame({
@@ -773,7 +800,7 @@ def permutation_importances(result: TrainResult) -> pd.DataFrame:
 
 
 def permuted_mae_increase(estimator, X: pd.DataFrame, y: np.ndarray, repeats: int,
-                          seed: int) -> np.ndarray:
+                          seed: int, workers: int = 1) -> np.ndarray:
     """MAE with one input permuted minus MAE with none, per input (rows) and repeat (columns).
 
     The permutations are scikit-learn's (`sklearn.inspection.permutation_importance` with
@@ -781,25 +808,34 @@ def permuted_mae_increase(estimator, X: pd.DataFrame, y: np.ndarray, repeats: in
     each repeat shuffles the index again and reorders the already permuted column by it.
     Each repeat predicts every input's permuted copy of `X` at once: the forecaster's cost per
     call (one predictor per horizon block, pandas indexing) is paid `repeats` times, not
-    `repeats` x inputs times.
+    `repeats` x inputs times. Up to `workers` repeats are predicted at once, in threads.
     """
     n, columns = len(X), list(X.columns)
     values = X.to_numpy(dtype="float64")
     baseline = float(np.mean(np.abs(y - estimator.predict(X))))
     shuffles = np.random.RandomState(
         np.random.RandomState(seed).randint(np.iinfo(np.int32).max + 1))
-    index, order = np.arange(n), np.arange(n)
-    increases = np.empty((len(columns), repeats))
-    for repeat in range(repeats):
+    index, order, orders = np.arange(n), np.arange(n), []
+    for _ in range(repeats):
         shuffles.shuffle(index)
         order = order[index]
+        orders.append(order)
+
+    def increase(order: np.ndarray) -> np.ndarray:
         stacked = np.tile(values, (len(columns), 1))
         for j in range(len(columns)):
             stacked[j * n:(j + 1) * n, j] = values[order, j]
         predicted = estimator.predict(pd.DataFrame(stacked, columns=columns))
         errors = np.abs(np.tile(y, len(columns)) - predicted).reshape(len(columns), n)
-        increases[:, repeat] = errors.mean(axis=1) - baseline
-    return increases
+        return errors.mean(axis=1) - baseline
+
+    if workers > 1 and repeats > 1:
+        with ThreadPoolExecutor(max_workers=min(workers, repeats),
+                                thread_name_prefix="importance") as pool:
+            per_repeat = list(pool.map(increase, orders))
+    else:
+        per_repeat = [increase(order) for order in orders]
+    return np.column_stack(per_repeat) if per_repeat else np.empty((len(columns), 0))
 
 
 def settings_params(settings: TrainSettings) -> dict[str, Any]:
@@ -866,6 +902,24 @@ def _pip_requirements() -> list[str]:
     ]
 
 
+def _log_model(result: TrainResult, artifact_name: str,
+               registered_model_name: str | None) -> "mlflow.models.model.ModelInfo":
+    """The pyfunc model with its signature and input example, registered when named."""
+    from mlflow.models import infer_signature
+
+    example_rows = result.scored_test.head(5)
+    example = to_model_input(example_rows, result.feature_columns).reset_index(drop=True)
+    signature = infer_signature(example, result.predict(example_rows).reset_index(drop=True))
+    return mlflow.pyfunc.log_model(
+        name=artifact_name,
+        python_model=pyfunc_model(result),
+        signature=signature,
+        input_example=example,
+        registered_model_name=registered_model_name,
+        pip_requirements=_pip_requirements(),
+    )
+
+
 def log_training(
     result: TrainResult,
     *,
@@ -887,8 +941,6 @@ def log_training(
     import tempfile
     from pathlib import Path
 
-    from mlflow.models import infer_signature
-
     run = mlflow.active_run()
     if run is None:
         raise GridcastError("log_training needs an active MLflow run (mlflow.start_run())")
@@ -904,35 +956,31 @@ def log_training(
     })
     mlflow.log_metrics({k: float(v) for k, v in result.metrics.items()})
     mlflow.log_metric("mase_scale", result.mase_scale)
-    importance = permutation_importances(result)
-    with tempfile.TemporaryDirectory() as tmp:
+    # Permutation importance (its predictions release the GIL) runs behind the model logging and
+    # the other plots (MLflow, pickling, SQLite, matplotlib: mostly the GIL's side).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-importance") as pool, \
+            tempfile.TemporaryDirectory() as tmp:
+        pending = pool.submit(permutation_importances, result)
         out = Path(tmp)
         (out / "evaluation").mkdir()
         result.horizon_table.to_csv(out / "evaluation" / "per_horizon.csv", index=False)
         result.hour_table.to_csv(out / "evaluation" / "by_hour_of_day.csv", index=False)
         result.intervals.to_csv(out / "evaluation" / "intervals.csv")
-        importance.to_csv(out / "evaluation" / "permutation_importance.csv", index=False)
         (out / "evaluation" / "features.txt").write_text("\n".join(result.feature_columns) + "\n")
         result.evaluation_rows().to_parquet(out / EVALUATION_ROWS_ARTIFACT, index=False)
         mlflow.log_artifacts(str(out / "evaluation"), artifact_path="evaluation")
+        info = _log_model(result, artifact_name, registered_model_name)
         if plots:
-            from gridcast.plots import save_training_plots
+            from gridcast.plots import plot_permutation_importance, save_training_plots
 
             (out / "plots").mkdir()
-            save_training_plots(result, importance, out / "plots")
+            save_training_plots(result, None, out / "plots")
+        importance = pending.result()
+        importance.to_csv(out / "permutation_importance.csv", index=False)
+        mlflow.log_artifact(str(out / "permutation_importance.csv"), artifact_path="evaluation")
+        if plots:
+            plot_permutation_importance(importance, out / "plots" / "permutation_importance.png")
             mlflow.log_artifacts(str(out / "plots"), artifact_path="plots")
-
-    example_rows = result.scored_test.head(5)
-    example = to_model_input(example_rows, result.feature_columns).reset_index(drop=True)
-    signature = infer_signature(example, result.predict(example_rows).reset_index(drop=True))
-    info = mlflow.pyfunc.log_model(
-        name=artifact_name,
-        python_model=pyfunc_model(result),
-        signature=signature,
-        input_example=example,
-        registered_model_name=registered_model_name,
-        pip_requirements=_pip_requirements(),
-    )
     version = info.registered_model_version
     return LoggedForecaster(
         run_id=run.info.run_id,

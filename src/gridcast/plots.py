@@ -91,8 +91,10 @@ def plot_error_by_hour(hours: pd.DataFrame, path: Path) -> Path:
     return _save(figure, path)
 
 
-def save_training_plots(result: TrainResult, importance: pd.DataFrame, out: Path) -> list[Path]:
-    """Every training plot into `out`; returns the files written."""
+def save_training_plots(result: TrainResult, importance: pd.DataFrame | None,
+                        out: Path) -> list[Path]:
+    """Every training plot into `out` (the permutation importance only when given); returns the
+    files written."""
     horizons = sorted({1, min(24, result.settings.horizon)})
     paths = [plot_mae_by_horizon(result.horizon_table, out / "mae_by_horizon.png")]
     for h in horizons:
@@ -100,7 +102,8 @@ def save_training_plots(result: TrainResult, importance: pd.DataFrame, out: Path
             result.scored_test, h, result.settings.plot_days,
             out / f"forecast_vs_actual_h{h:02d}.png",
         ))
-    paths.append(plot_permutation_importance(importance, out / "permutation_importance.png"))
+    if importance is not None:
+        paths.append(plot_permutation_importance(importance, out / "permutation_importance.png"))
     if not result.hour_table.empty:
         paths.append(plot_error_by_hour(result.hour_table, out / "error_by_hour_of_day.png"))
     return paths
