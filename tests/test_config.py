@@ -119,3 +119,16 @@ def test_an_unclosed_quote_in_overrides_is_a_config_error():
 
     with pytest.raises(ConfigError, match="unbalanced quote"):
         parse_overrides(["zone=GR spark.driver_java_options='-Da=b"])
+
+
+def test_adaptive_execution_is_a_boolean_spark_setting():
+    assert load_config([]).spark.adaptive_execution is False
+    assert load_config(["spark.adaptive_execution=true"]).spark.adaptive_execution is True
+    with pytest.raises(ConfigError, match="spark.adaptive_execution must be true or false, got 'maybe'"):
+        load_config(["spark.adaptive_execution=maybe"])
+
+
+def test_the_local_session_takes_adaptive_execution_from_the_config(spark):
+    expected = str(load_config([]).spark.adaptive_execution).lower()
+
+    assert spark.conf.get("spark.sql.adaptive.enabled") == expected

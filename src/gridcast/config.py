@@ -225,6 +225,7 @@ class SparkConfig:
     shuffle_partitions: int
     driver_memory: str
     driver_java_options: str = ""
+    adaptive_execution: bool = True
 
 
 @dataclass(frozen=True)
@@ -312,6 +313,12 @@ def _parse_utc(name: str, value: Any) -> datetime | None:
     return parsed
 
 
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def _int(name: str, value: Any, low: int, high: int | None = None) -> int:
     try:
         number = int(value) if not isinstance(value, (bool, float)) else None
@@ -380,10 +387,7 @@ def _files(name: str, values: Any) -> tuple[Path, ...]:
 
 def _backfill(node: dict[str, Any]) -> BackfillConfig:
     def flag(name: str, default: bool) -> bool:
-        value = node.get(name, default)
-        if not isinstance(value, bool):
-            raise ConfigError(f"backfill.{name} must be true or false, got {value!r}")
-        return value
+        return _bool(f"backfill.{name}", node.get(name, default))
 
     max_records = node.get("max_records")
     backfill = BackfillConfig(
@@ -479,6 +483,8 @@ def load_config(overrides: list[str] | None = None) -> GridcastConfig:
             shuffle_partitions=_int("spark.shuffle_partitions", spark_node["shuffle_partitions"], 1),
             driver_memory=str(spark_node["driver_memory"]),
             driver_java_options=str(spark_node.get("driver_java_options") or ""),
+            adaptive_execution=_bool("spark.adaptive_execution",
+                                     spark_node.get("adaptive_execution", True)),
         ),
         choices=choices, raw=raw, **_sections(raw, horizon),
     )

@@ -17,7 +17,7 @@ def get_spark(settings: SparkConfig | None = None, app_name: str = "gridcast") -
     """Return the active session if there is one (Databricks, tests), else start local Spark.
 
     The local session has Delta's SQL extension and catalog, few shuffle partitions, adaptive
-    execution, no UI and quiet logs: tuned for laptop-sized data.
+    execution as configured, no UI and quiet logs: tuned for laptop-sized data.
 
     Raises:
         DeltaJarsError: Delta's JARs are not cached and cannot be fetched.
@@ -47,7 +47,7 @@ def get_spark(settings: SparkConfig | None = None, app_name: str = "gridcast") -
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
         .config("spark.default.parallelism", str(settings.shuffle_partitions))
-        .config("spark.sql.adaptive.enabled", "true")
+        .config("spark.sql.adaptive.enabled", str(settings.adaptive_execution).lower())
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.enabled", "false")
