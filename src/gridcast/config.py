@@ -225,7 +225,7 @@ class SparkConfig:
     shuffle_partitions: int
     driver_memory: str
     driver_java_options: str = ""
-    adaptive_execution: bool = True
+    adaptive_execution: bool = False
 
 
 @dataclass(frozen=True)
@@ -484,7 +484,7 @@ def load_config(overrides: list[str] | None = None) -> GridcastConfig:
             driver_memory=str(spark_node["driver_memory"]),
             driver_java_options=str(spark_node.get("driver_java_options") or ""),
             adaptive_execution=_bool("spark.adaptive_execution",
-                                     spark_node.get("adaptive_execution", True)),
+                                     spark_node.get("adaptive_execution", False)),
         ),
         choices=choices, raw=raw, **_sections(raw, horizon),
     )
