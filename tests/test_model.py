@@ -268,6 +268,26 @@ def test_log_training_records_metrics_artifacts_and_a_registered_pyfunc(tmp_path
     pd.testing.assert_frame_equal(served, pooled.predict(rows).reset_index(drop=True))
 
 
+def test_an_importance_failure_behind_the_model_logging_reaches_the_caller(
+        tmp_path, pooled, monkeypatch):
+    import gridcast.model as model
+
+    def broken(result):
+        raise FrameError("importance sample has no rows")
+
+    monkeypatch.setattr(model, "permutation_importances", broken)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = mlflow.create_experiment("t", artifact_location=str(tmp_path / "artifacts"))
+    with pytest.raises(FrameError, match="importance sample has no rows"):
+        with mlflow.start_run(experiment_id=experiment) as run:
+            log_training(pooled)
+
+    assert mlflow.get_run(run.info.run_id).info.status == "FAILED"
+    logged = {a.path for a in mlflow.artifacts.list_artifacts(
+        run_id=run.info.run_id, artifact_path="evaluation")}
+    assert "evaluation/permutation_importance.csv" not in logged
+
+
 @pytest.mark.parametrize("choice", ["pooled", "blocks"])
 def test_hydra_model_group_files_parse_into_model_settings(choice):
     from pathlib import Path

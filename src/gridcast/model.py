@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import mlflow
 import mlflow.pyfunc
@@ -435,11 +435,7 @@ class Forecaster(BaseEstimator, RegressorMixin):
             with self._threads():
                 return estimator.fit(X, y, sample_weight=weight)
 
-        workers = min(getattr(s, "workers", 1), len(fits))
-        if workers <= 1:
-            return [fit_one(*args) for args in fits]
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fit-block") as pool:
-            return list(pool.map(lambda args: fit_one(*args), fits))
+        return _in_threads(lambda args: fit_one(*args), fits, s.workers, "fit-block")
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         horizons = X["horizon"].to_numpy()
@@ -799,6 +795,17 @@ def permutation_importances(result: TrainResult) -> pd.DataFrame:
     )
 
 
+def _in_threads(function: Callable[[Any], Any], items: Sequence[Any], workers: int,
+               name: str) -> list[Any]:
+    """`function` of each item, in order, up to `workers` at once in threads named `name`; in
+    the calling thread when one worker (or one item) is enough."""
+    workers = min(workers, len(items))
+    if workers <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+        return list(pool.map(function, items))
+
+
 def permuted_mae_increase(estimator, X: pd.DataFrame, y: np.ndarray, repeats: int,
                           seed: int, workers: int = 1) -> np.ndarray:
     """MAE with one input permuted minus MAE with none, per input (rows) and repeat (columns).
@@ -829,12 +836,7 @@ def permuted_mae_increase(estimator, X: pd.DataFrame, y: np.ndarray, repeats: in
         errors = np.abs(np.tile(y, len(columns)) - predicted).reshape(len(columns), n)
         return errors.mean(axis=1) - baseline
 
-    if workers > 1 and repeats > 1:
-        with ThreadPoolExecutor(max_workers=min(workers, repeats),
-                                thread_name_prefix="importance") as pool:
-            per_repeat = list(pool.map(increase, orders))
-    else:
-        per_repeat = [increase(order) for order in orders]
+    per_repeat = _in_threads(increase, orders, workers, "importance")
     return np.column_stack(per_repeat) if per_repeat else np.empty((len(columns), 0))
 
 
