@@ -42,6 +42,7 @@ def run(cfg: GridcastConfig) -> None:
             publication_delay=cfg.backfill.publication_delay,
             progress=lambda message: print(message, flush=True),
         )
+        lineage.count_jobs_of(summary.job_group)  # the stream's batches run in a group of their own
         if summary.missing:
             what = ("no bronze tables yet" if len(summary.missing) == 3 else
                     "bronze incomplete, missing " + ", ".join(map(str, summary.missing)))

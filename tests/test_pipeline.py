@@ -8,6 +8,7 @@ Read back with delta-rs, so the assertions cost no Spark actions beyond the runs
 from __future__ import annotations
 
 import shutil
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import deltalake
@@ -31,10 +32,27 @@ def table(lake, layer: str, name: str):
     return deltalake.DeltaTable(str(lake / layer / name)).to_pandas()
 
 
-def _refine(overrides: list[str]) -> int:
-    """ingest -> medallion -> features, the data half of `main` (tests/test_main.py runs it all)."""
+def _marker_job(spark) -> int:
+    """The id of one Spark job run now: Spark numbers jobs in the order they start."""
+    context, group = spark.sparkContext, f"marker-{uuid.uuid4()}"
+    context.setJobGroup(group, group)
+    try:
+        context.parallelize([1], 1).count()
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+    return max(context.statusTracker().getJobIdsForGroup(group))
+
+
+def _refine(overrides: list[str], jobs: dict[str, int] | None = None) -> int:
+    """ingest -> medallion -> features, the data half of `main` (tests/test_main.py runs it all).
+    `jobs`: filled with every Spark job each step ran, whatever its job group (by job id)."""
+    from gridcast.spark import get_spark
+
     for step in (ingest_step, medallion_step, features_step):
+        before = _marker_job(get_spark()) if jobs is not None else 0
         code = step.main(overrides)
+        if jobs is not None:
+            jobs[step.__name__.rsplit(".", 1)[-1]] = _marker_job(get_spark()) - before - 1
         if code:
             return code
     return 0
@@ -58,10 +76,29 @@ def recording(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def lake(spark, recording):
+def first_jobs(spark, recording) -> dict[str, int]:
+    """The first schedule's Spark jobs per step, counted by job id (the lake is `lake`)."""
     root, tiny = recording
-    assert _refine(_overrides(root, tiny, START, END)) == 0
-    return root / "lake"
+    jobs: dict[str, int] = {}
+    assert _refine(_overrides(root, tiny, START, END), jobs) == 0
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def lake(first_jobs, recording):
+    return recording[0] / "lake"
+
+
+def test_each_step_counts_every_spark_job_it_ran(first_jobs, recording):
+    """`spark_jobs` (the step budget) includes the jobs of the medallion's stream, which Spark
+    runs under the query's own job group, and of its writes in threads."""
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{recording[0] / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["gridcast"], order_by=["start_time ASC"])
+    counted = {step: runs.loc[runs["tags.step"] == step, "metrics.spark_jobs"].iloc[0] for step in first_jobs}
+    assert first_jobs["medallion"] > 10  # a stream's start-up alone reads the Delta logs in several jobs
+    assert counted == first_jobs
 
 
 @pytest.fixture(scope="module")

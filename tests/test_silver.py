@@ -402,7 +402,7 @@ def test_two_fetches_in_one_hour_stay_two_vintages_and_an_archived_forecast_is_i
     assert {r["forecast_offset_h"] for r in rows if r["location"] == "Patras"} == set(range(248, 254))
 
 
-def test_concurrent_writes_all_run_to_their_end_before_the_first_failure_is_raised():
+def test_concurrent_writes_all_run_to_their_end_before_the_first_failure_is_raised(spark):
     import threading
 
     from gridcast.medallion.silver import write_concurrently
@@ -419,6 +419,6 @@ def test_concurrent_writes_all_run_to_their_end_before_the_first_failure_is_rais
         return body
 
     with pytest.raises(ValueError, match="energy"):
-        write_concurrently([write("revisions"), write("energy", ValueError("energy")),
+        write_concurrently(spark, [write("revisions"), write("energy", ValueError("energy")),
                             write("weather"), write("quarantine")])
     assert sorted(done) == ["quarantine", "revisions", "weather"]

@@ -14,7 +14,7 @@ import os
 import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import mlflow
 import yaml
@@ -98,6 +98,14 @@ class StepRun:
     store: TableStore
     reads: list[TableVersion] = field(default_factory=list)
     writes: list[TableVersion] = field(default_factory=list)
+    # Spark job groups other than the step's own whose jobs are the step's too: a streaming
+    # query's (Structured Streaming runs its batches under its run id, not the caller's group).
+    job_groups: list[str] = field(default_factory=list)
+
+    def count_jobs_of(self, group: str | None) -> None:
+        """Count the Spark jobs of `group` in the step's `spark_jobs` (None: nothing to add)."""
+        if group and group not in self.job_groups:
+            self.job_groups.append(group)
 
     def _source(self, table: Table, version: int) -> DeltaDatasetSource:
         identifier = self.store.identifier(table)
@@ -132,6 +140,10 @@ class SparkJobCounter:
     """Counts the Spark jobs run between its creation and `stop()`, through a job group and
     Spark's status tracker: the step budget is kept in actions, not rows.
 
+    Jobs count when they run in the group: in the creating thread, in threads started with
+    `pyspark.util.inheritable_thread_target` (which copy the group), and in the other groups
+    given to `stop` (a streaming query's, which Spark sets on its own thread).
+
     Where there is no SparkContext to ask (Spark Connect: Databricks serverless and shared
     compute), `stop()` returns None and nothing is counted.
     """
@@ -150,10 +162,11 @@ class SparkJobCounter:
             context.setJobGroup(group, group)
             self._context = context
 
-    def stop(self) -> int | None:
+    def stop(self, also: Sequence[str] = ()) -> int | None:
         if self._context is None:
             return None
-        count = len(self._context.statusTracker().getJobIdsForGroup(self.group))
+        tracker = self._context.statusTracker()
+        count = sum(len(tracker.getJobIdsForGroup(group)) for group in (self.group, *also))
         if self._previous:
             self._context.setJobGroup(self._previous, self._previous)
         else:
@@ -179,6 +192,6 @@ def step_run(cfg: GridcastConfig, step: str, store: TableStore) -> Iterator[Step
             yield step_run_
         finally:
             step_run_._write_manifest()
-            counted = jobs.stop()
+            counted = jobs.stop(step_run_.job_groups)
             if counted is not None:
                 mlflow.log_metric("spark_jobs", counted)

@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, MapType, StringType, StructField, StructType
+from pyspark.util import inheritable_thread_target
 
 from gridcast.hours import HOUR_S
 from gridcast.medallion.quality import (
@@ -631,6 +632,7 @@ class SilverSummary:
     writes: dict[Table, int] = field(default_factory=dict)
     missing: list[Table] = field(default_factory=list)  # bronze tables that do not exist
     seconds: float = 0.0
+    job_group: str | None = None  # the stream's Spark job group (`IncrementalRun.job_group`)
 
     @property
     def quarantined_total(self) -> int:
@@ -688,20 +690,21 @@ def fixed_partitions(setting: str | None) -> int | None:
     return partitions if partitions > 0 else None
 
 
-def write_concurrently(writes: Sequence[Callable[[], object]]) -> None:
+def write_concurrently(spark: SparkSession, writes: Sequence[Callable[[], object]]) -> None:
     """Run the batch's writes (each to its own silver table) side by side, one thread each.
 
     Each is a few small Spark jobs with driver work (planning, Delta log, commit) between them;
     side by side, one write's jobs use the cores while another's driver work runs. Every write
     runs to its end; then the first failure (in the order given) is raised. A failed batch is
-    retried whole: each write is idempotent (MERGE, or `append_once` by batch id).
+    retried whole: each write is idempotent (MERGE, or `append_once` by batch id). The threads
+    inherit the caller's Spark job group, so the writes' jobs count in the step's `spark_jobs`.
     """
     if len(writes) <= 1:
         for write in writes:
             write()
         return
     with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix="silver-write") as pool:
-        futures = [pool.submit(write) for write in writes]
+        futures = [pool.submit(inheritable_thread_target(spark)(write)) for write in writes]
         wait(futures)
     for future in futures:
         future.result()
@@ -769,7 +772,7 @@ class _SilverBatch:
                 options={"userMetadata": json.dumps({_QUARANTINED: quarantined})}))
         # MERGE's own setting, held for all the writes at once: they run side by side.
         with session_conf(spark, MERGE_MATERIALIZE_SOURCE, "none", optional=True):
-            write_concurrently(writes)
+            write_concurrently(spark, writes)
         self.progress(
             f"  batch {batch.id}: " + ", ".join(f"{t.name} {ok[t]} ok / {failed[t]} quarantined" for t in checked)
             + f", {time.monotonic() - started:.1f} s"
@@ -859,7 +862,7 @@ def refresh_silver(
     body = _SilverBatch(store, run_id, progress, publication_delay)
     run: IncrementalRun = process_new_rows(
         spark, store, BRONZE_SOURCES, checkpoint_location(checkpoints), body, name=STREAM_NAME)
-    summary.batches, summary.reads = run.batches, run.versions
+    summary.batches, summary.reads, summary.job_group = run.batches, run.versions, run.job_group
     _summarise(spark, store, summary, before)
     summary.seconds = time.monotonic() - started
     return summary

@@ -289,6 +289,9 @@ class IncrementalRun:
     # Per source table that had new rows: the Delta version read up to (inclusive).
     versions: dict[Table, int] = field(default_factory=dict)
     seconds: float = 0.0
+    # The Spark job group the query's batches ran under (its run id; None: no query started):
+    # Structured Streaming sets it on its own thread, so the caller's group does not see them.
+    job_group: str | None = None
 
 
 def _version_read(end_offset: str | None) -> int | None:
@@ -391,7 +394,8 @@ def process_new_rows(
     The sources must be append-only (a Delta stream refuses updates and deletes).
 
     Returns:
-        Batches processed, and per source that had new rows the Delta version read up to.
+        Batches processed, per source that had new rows the Delta version read up to, and the
+        Spark job group the batches' jobs ran under (for a step's job count).
     """
     started = time.monotonic()
     if _caught_up(spark, store, sources, checkpoint):
@@ -408,7 +412,7 @@ def process_new_rows(
         .start()
     )
     query.awaitTermination()
-    run = IncrementalRun()
+    run = IncrementalRun(job_group=str(query.runId))
     for progress in query.recentProgress:
         # Progress lists the sources in the order they appear in the plan: the union's order.
         # (Its row counts come from the plan's metrics, which a batch read several times inflates:
