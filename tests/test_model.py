@@ -426,3 +426,26 @@ def test_permutation_repeats_scored_at_once_equal_one_after_another(pooled):
     assert after_another.shape == (len(pooled.feature_columns), 3)
     np.testing.assert_array_equal(at_once, after_another)
     assert not np.array_equal(after_another[:, 0], after_another[:, 1])  # repeats differ
+
+
+def test_the_forecast_and_its_band_are_cut_at_zero_and_coverage_does_not_change(frame, pooled):
+    from gridcast.model import TARGET, predict_with_intervals
+
+    raw = pooled.forecaster.predict(to_model_input(frame, pooled.feature_columns))
+    # A lower offset that puts about half the rows' p10 below 0, as a low-carbon hour would.
+    wide = pooled.intervals.assign(lower=-float(np.median(raw)))
+    offsets = wide.reindex(frame["horizon"].astype(int).to_numpy())
+    uncut_p10 = raw + offsets["lower"].to_numpy()
+    uncut_p90 = raw + offsets["upper"].to_numpy()
+    assert 0.3 < (uncut_p10 < 0).mean() < 0.7
+
+    forecast = predict_with_intervals(pooled.forecaster, wide, pooled.feature_columns, frame)
+
+    np.testing.assert_array_equal(forecast["p10"], np.maximum(uncut_p10, 0.0))
+    np.testing.assert_array_equal(forecast["p90"], np.maximum(uncut_p90, 0.0))
+    np.testing.assert_array_equal(forecast["prediction"], np.maximum(raw, 0.0))
+    known = frame[TARGET].notna().to_numpy()
+    actual = frame[TARGET].to_numpy()[known]
+    assert (actual >= 0).all()
+    assert interval_coverage(actual, forecast["p10"][known], forecast["p90"][known]) == \
+        interval_coverage(actual, uncut_p10[known], uncut_p90[known])

@@ -644,15 +644,22 @@ def predict_with_intervals(
     columns: tuple[str, ...] | list[str],
     frame: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Point forecast plus the horizon's conformal offsets, as a frame with PREDICTION_COLUMNS."""
+    """Point forecast plus the horizon's conformal offsets, as a frame with PREDICTION_COLUMNS.
+
+    Carbon intensity is never negative, so the forecast and its band are cut at 0: the additive
+    offsets otherwise put p10 below 0 at low forecasts (-20 g/kWh at a 67 g/kWh hour of the
+    embedded default). Cutting changes no coverage (an actual >= 0 is inside the cut band
+    exactly when it is inside the band) and no error can grow (the cut prediction is nearer to
+    every actual). The calibration residuals stay those of the uncut forecaster.
+    """
     X = to_model_input(frame, columns)
     prediction = forecaster.predict(X)
     offsets = intervals.reindex(X["horizon"].astype(int).to_numpy())
     return pd.DataFrame(
         {
-            "prediction": prediction,
-            "p10": prediction + offsets["lower"].to_numpy(),
-            "p90": prediction + offsets["upper"].to_numpy(),
+            "prediction": np.maximum(prediction, 0.0),
+            "p10": np.maximum(prediction + offsets["lower"].to_numpy(), 0.0),
+            "p90": np.maximum(prediction + offsets["upper"].to_numpy(), 0.0),
         },
         index=frame.index,
     )
